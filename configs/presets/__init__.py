@@ -1,0 +1,1 @@
+"""Shipped presets; installed as the package ``pytest_llmbench.presets``."""

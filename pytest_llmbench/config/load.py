@@ -1,0 +1,113 @@
+"""Build the session's ExperimentConfig from defaults, a preset, a YAML file and overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_llmbench.config.fields import build
+from pytest_llmbench.config.schema import ExperimentConfig
+from pytest_llmbench.errors import ConfigError
+
+PRESET_PACKAGE = "pytest_llmbench.presets"
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped with the package (``configs/presets/*.yaml``)."""
+    root = resources.files(PRESET_PACKAGE)
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("<file>", f"invalid YAML{where}: {exc}", source=source) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("<file>", "the top level must be a mapping of config keys", source=source)
+    return data
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset; unknown names list the available ones."""
+    names = available_presets()
+    if name not in names:
+        raise ConfigError("--llm-preset", f"{name!r} is not one of {', '.join(names)}")
+    text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    return _read_yaml(text, f"preset {name}")
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--llm-config", f"{str(p)!r} is not a readable file")
+    return _read_yaml(p.read_text(), str(p))
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` wins key by key; nested mappings merge instead of being replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``decoder.temperature=0.7`` -> ``{"decoder": {"temperature": 0.7}}`` (value read as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--llm-set", f"{text!r} is not of the form dotted.key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def resolve_config(
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[Mapping[str, Any]] | None = None,
+) -> ExperimentConfig:
+    """Defaults < preset < config file (its own ``preset:`` key first) < overrides."""
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        file_data = load_file(config_file)
+        file_preset = file_data.pop("preset", None)
+        if file_preset is not None and preset is None:
+            preset = str(file_preset)
+    if preset:
+        layers.append((f"preset {preset}", load_preset(preset)))
+    if config_file is not None:
+        layers.append((str(config_file), file_data))
+    for override in overrides or []:
+        layers.append(("command line", override))
+    merged: dict[str, Any] = {}
+    config = ExperimentConfig()
+    for source, layer in layers:
+        merged = deep_merge(merged, layer)
+        # Validating after each layer lets an error name the file that brought the bad value.
+        try:
+            config = build(ExperimentConfig, merged)
+        except ConfigError as exc:
+            raise ConfigError(exc.field, exc.detail, source=source) from None
+    return config

@@ -1,0 +1,1 @@
+"""Energy meters: NVML counter, NVML power sampling, RAPL, idle baseline."""

@@ -1,0 +1,30 @@
+"""Errors a user can act on; the plugin turns them into one-line usage errors."""
+
+from __future__ import annotations
+
+
+class LLMBenchError(Exception):
+    """Base class for errors caused by user input or the environment, not by our code."""
+
+
+class ConfigError(LLMBenchError):
+    """A configuration value is invalid; the message names the dotted field and what is allowed."""
+
+    def __init__(self, field: str, message: str, source: str | None = None) -> None:
+        self.field = field
+        self.detail = message
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {message}")
+
+
+class BackendUnavailable(LLMBenchError):
+    """A backend cannot be used here (missing package, no CUDA, ...); tests using it skip."""
+
+
+class UnsupportedParameter(LLMBenchError):
+    """A parameter the config sets has no equivalent on the selected backend."""
+
+
+class EngineError(LLMBenchError):
+    """The engine failed while serving a workload; fails the test that needed it."""
