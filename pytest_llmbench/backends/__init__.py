@@ -1,0 +1,1 @@
+"""Engine adapters behind one protocol (see base.py) and their lazy registry."""

@@ -1,0 +1,156 @@
+"""The backend protocol: what every engine adapter offers the runner, and the values it returns."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pytest_llmbench.compat import Translation
+from pytest_llmbench.config.schema import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; benchmarks skip with the reason when they need more."""
+
+    streaming: bool = False  # per-token timestamps for every request (TTFT, inter-token latency)
+    own_batching: bool = False  # continuous batching inside the engine (batch_size is a hint)
+    tensor_parallel: bool = False  # one model over several GPUs
+    logits: bool = False  # log-probabilities of a given prompt + response
+    own_process: bool = False  # manages CUDA itself: never share a process with another engine
+    timed_arrivals: bool = False  # accepts requests over time (Poisson, fixed concurrency)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt; token ids are exact so every backend sees the same input length."""
+
+    request_id: str
+    prompt_token_ids: tuple[int, ...]
+    max_output_tokens: int
+    min_output_tokens: int
+    prompt_text: str | None = None  # for text-only protocols; decodes to the same ids
+
+    @property
+    def input_tokens(self) -> int:
+        return len(self.prompt_token_ids)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One request's outcome with host timestamps (``time.perf_counter`` seconds).
+
+    ``token_times_s`` holds the time each output token became visible to the caller, where the
+    backend can observe that cheaply; batch backends share one timeline for a whole batch.
+    """
+
+    request_id: str
+    input_tokens: int
+    output_tokens: int
+    start_s: float
+    end_s: float
+    first_token_s: float | None = None
+    token_times_s: tuple[float, ...] = ()
+    output_token_ids: tuple[int, ...] = ()
+    text: str | None = None
+    error: str | None = None  # request-level failure (HTTP error, timeout); never retried silently
+
+    @property
+    def latency_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token_s is None else self.first_token_s - self.start_s
+
+    @property
+    def inter_token_s(self) -> list[float]:
+        times = self.token_times_s
+        return [b - a for a, b in zip(times, times[1:])]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When requests are sent: offsets from the start (seconds) and/or a cap on requests in flight.
+
+    Both None means offline: everything at once. Built by ``workload/traffic.py``.
+    """
+
+    arrival_offsets_s: tuple[float, ...] | None = None
+    max_concurrency: int | None = None
+
+    @property
+    def offline(self) -> bool:
+        return self.arrival_offsets_s is None and self.max_concurrency is None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Facts recorded with every result."""
+
+    backend: str
+    version: str
+    model: str
+    device: str  # "cpu", "cuda"
+    cuda_devices: tuple[int, ...] = ()  # CUDA ordinals the engine uses (for energy meters)
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Everything needed to build one engine: resolved model path, config, its translation."""
+
+    model_path: str
+    config: ExperimentConfig
+    translation: Translation
+    device: str  # resolved: "cpu" or "cuda"
+
+
+class Backend(abc.ABC):
+    """An inference engine behind one interface.
+
+    Subclasses import their engine inside methods, never at module import time, so that listing
+    or selecting backends stays cheap.
+    """
+
+    name: ClassVar[str]
+    extra: ClassVar[str]  # the pip extra that installs the engine: pytest-llmbench[<extra>]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    @abc.abstractmethod
+    def check_available(cls) -> str | None:
+        """None when usable here, else the reason (missing package, no CUDA, ...). Cheap."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Load the model and get the engine ready; called once per session and spec."""
+
+    @abc.abstractmethod
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Serve ``requests`` submitted all at once (offline); one Completion per request."""
+
+    def serve(self, requests: Sequence[GenerationRequest], schedule: Schedule) -> list[Completion]:
+        """Serve ``requests`` on ``schedule`` with streaming timestamps (``timed_arrivals``)."""
+        if schedule.offline:
+            return self.generate(requests)
+        raise NotImplementedError(f"{self.name} does not accept timed arrivals")
+
+    @abc.abstractmethod
+    def info(self) -> EngineInfo:
+        """Version, device and model facts for the result."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the engine (GPU memory, processes)."""
+
+    # The unified interface of the seed design; backends implement what they can.
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")

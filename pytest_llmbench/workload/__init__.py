@@ -1,0 +1,1 @@
+"""Workloads: prompts, traffic patterns and the embedded default model."""

@@ -1,0 +1,132 @@
+"""Prompts with exact token lengths, the same for every backend.
+
+Synthetic prompts are drawn as token ids (seeded) from the tokenizer's ordinary vocabulary, then
+decoded and re-encoded until the round trip is stable, so text-only protocols see the same length.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pytest_llmbench.backends.base import GenerationRequest
+from pytest_llmbench.errors import ConfigError
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one benchmark sends: ``num_prompts`` requests of exact input and output lengths."""
+
+    name: str
+    num_prompts: int
+    input_tokens: int
+    output_tokens: int
+    min_output_tokens: int | None = None  # None: forced equal to output_tokens
+    dataset: str | None = None  # JSONL file with a "prompt" field per line
+    shared_prefix_tokens: int = 0  # leading tokens common to all prompts (prefix caching)
+    seed: int = 0
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "num_prompts": self.num_prompts,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "min_output_tokens": self.forced_min_tokens,
+            "dataset": self.dataset,
+            "shared_prefix_tokens": self.shared_prefix_tokens,
+            "seed": self.seed,
+        }
+
+    @property
+    def forced_min_tokens(self) -> int:
+        return self.output_tokens if self.min_output_tokens is None else self.min_output_tokens
+
+
+def _stable_ids(tokenizer: Tokenizer, ids: list[int], length: int, rng: random.Random, pool: list[int]) -> list[int]:
+    """Ids of exactly ``length`` tokens whose decode -> encode round trip returns them unchanged."""
+    for _ in range(20):
+        text = tokenizer.decode(ids)
+        again = tokenizer.encode(text)[:length]
+        while len(again) < length:
+            again.append(rng.choice(pool))
+        if again == ids:
+            return ids
+        ids = again
+    return ids  # token-id protocols use the ids directly; only text protocols see drift
+
+
+def synthetic_requests(workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]) -> list[GenerationRequest]:
+    """``workload.num_prompts`` requests of random ordinary tokens (seeded)."""
+    if workload.shared_prefix_tokens > workload.input_tokens:
+        raise ConfigError(
+            "workload.shared_prefix_tokens",
+            f"{workload.shared_prefix_tokens} is not <= input_tokens ({workload.input_tokens})",
+        )
+    rng = random.Random(workload.seed)
+    pool = list(vocab_ids)
+    prefix = [rng.choice(pool) for _ in range(workload.shared_prefix_tokens)]
+    requests = []
+    for i in range(workload.num_prompts):
+        tail = [rng.choice(pool) for _ in range(workload.input_tokens - len(prefix))]
+        ids = _stable_ids(tokenizer, prefix + tail, workload.input_tokens, rng, pool)
+        requests.append(
+            GenerationRequest(
+                request_id=f"{workload.name}-{i}",
+                prompt_token_ids=tuple(ids),
+                max_output_tokens=workload.output_tokens,
+                min_output_tokens=workload.forced_min_tokens,
+                prompt_text=tokenizer.decode(ids),
+            )
+        )
+    return requests
+
+
+def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRequest]:
+    """Requests from a JSONL file (``{"prompt": "..."}`` per line), truncated to input_tokens."""
+    assert workload.dataset is not None
+    path = Path(workload.dataset)
+    if not path.is_file():
+        raise ConfigError("workload.dataset", f"{str(path)!r} is not a readable file")
+    prompts: list[str] = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("workload.dataset", f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise ConfigError("workload.dataset", f'{path}:{lineno}: expected {{"prompt": "<text>"}}')
+        prompts.append(record["prompt"])
+    if not prompts:
+        raise ConfigError("workload.dataset", f"{path}: no prompts")
+    requests = []
+    for i in range(workload.num_prompts):
+        ids = tokenizer.encode(prompts[i % len(prompts)])[: workload.input_tokens]
+        requests.append(
+            GenerationRequest(
+                request_id=f"{workload.name}-{i}",
+                prompt_token_ids=tuple(ids),
+                max_output_tokens=workload.output_tokens,
+                min_output_tokens=workload.forced_min_tokens,
+                prompt_text=tokenizer.decode(ids),
+            )
+        )
+    return requests
+
+
+def build_requests(workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]) -> list[GenerationRequest]:
+    if workload.dataset:
+        return file_requests(workload, tokenizer)
+    return synthetic_requests(workload, tokenizer, vocab_ids)
