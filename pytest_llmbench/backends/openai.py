@@ -254,6 +254,7 @@ class OpenAIBackend(Backend):
             error = f"timeout: no complete response within {self.options.request_timeout_s:g} s"
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"
+            await self._await_server_exit()
         except SSEError as exc:
             error = str(exc)
         end = time.perf_counter()
@@ -276,6 +277,15 @@ class OpenAIBackend(Backend):
             error=self._scrub(error),
             output_tokens_source="usage" if usage_ok else None,
         )
+
+    async def _await_server_exit(self, wait_s: float = 1.0) -> None:
+        """After a connection error, give a dying managed server time to be seen as dead.
+
+        Its sockets close while the process exits, a moment before its exit status is readable.
+        """
+        deadline = time.perf_counter() + wait_s
+        while self._server is not None and self._server.alive() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
 
     def _scrub(self, text: str | None) -> str | None:
         """Error text with the API key masked (a server may echo request headers back)."""

@@ -27,5 +27,3 @@ def tiny_model() -> Path:
     from pytest_llmbench.workload.tinymodel import ensure_tiny_model
 
     return ensure_tiny_model()
-
-

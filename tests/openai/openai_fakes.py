@@ -135,7 +135,9 @@ class FakeServer:
         self.thread.join(5)
 
 
-def make_backend(model_path: Path | str, config: ExperimentConfig | None = None, **options: Any) -> OpenAIBackend:
+def make_backend(
+    model_path: Path | str, config: ExperimentConfig | None = None, **options: Any
+) -> OpenAIBackend:
     config = config or ExperimentConfig()
     spec = BackendSpec(
         model_path=str(model_path),
@@ -147,7 +149,9 @@ def make_backend(model_path: Path | str, config: ExperimentConfig | None = None,
     return OpenAIBackend(spec)
 
 
-def requests(n: int, max_tokens: int = 4, prompt: tuple[int, ...] = (5, 6, 7)) -> list[GenerationRequest]:
+def requests(
+    n: int, max_tokens: int = 4, prompt: tuple[int, ...] = (5, 6, 7)
+) -> list[GenerationRequest]:
     return [
         GenerationRequest(f"r{i}", prompt, max_tokens, max_tokens, prompt_text="hello there")
         for i in range(n)

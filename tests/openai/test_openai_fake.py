@@ -1,4 +1,4 @@
-"""The openai backend against a fake server: timings, token counting, and every failure per request."""
+"""The openai backend against a fake server: timings, token counts, each failure per request."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def test_chat_stream_skips_role_event(tiny_model: Path, fake_server: FakeServer)
     assert "prompt" not in body
 
 
-def test_several_tokens_per_event_itl_is_per_event(tiny_model: Path, fake_server: FakeServer) -> None:
+def test_several_tokens_per_event_itl_is_per_event(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
     fake_server.state.mode = "multi"
     backend = started(tiny_model, fake_server)
     [c] = backend.generate(requests(1))
@@ -196,7 +198,9 @@ def test_api_key_is_sent_but_never_leaks(
 
 def test_unset_key_variable_fails_at_start(tiny_model: Path, fake_server: FakeServer) -> None:
     backend = make_backend(tiny_model, server_url=fake_server.url, api_key_env="LLMBENCH_NO_SUCH")
-    with pytest.raises(ConfigError, match="--llm-api-key-env: environment variable LLMBENCH_NO_SUCH"):
+    with pytest.raises(
+        ConfigError, match="--llm-api-key-env: environment variable LLMBENCH_NO_SUCH"
+    ):
         backend.start()
 
 

@@ -8,7 +8,6 @@ from pytest_llmbench.backends.openai_options import (
     OpenAIOptions,
     from_mapping,
     from_spec_options,
-    options_from_getoption,
     validate,
     validate_server_url,
 )

@@ -1,4 +1,4 @@
-"""Managed servers: command lines per engine (pure) and the process lifecycle (a stand-in process)."""
+"""Managed servers: command lines per engine (pure) and the lifecycle (with a stand-in process)."""
 
 from __future__ import annotations
 
@@ -156,8 +156,12 @@ def test_start_ready_and_stop_the_whole_group(stand_in: None, tmp_path: Path) ->
 
 
 def test_crash_at_start_shows_the_log_tail(stand_in: None, tmp_path: Path) -> None:
-    server = ManagedServer("vllm", "/m", extra_args=["--mode", "crash"], log_path=tmp_path / "c.log")
-    with pytest.raises(EngineError, match=r"(?s)exited during start-up \(exit status 1\).*out of memory"):
+    server = ManagedServer(
+        "vllm", "/m", extra_args=["--mode", "crash"], log_path=tmp_path / "c.log"
+    )
+    with pytest.raises(
+        EngineError, match=r"(?s)exited during start-up \(exit status 1\).*out of memory"
+    ):
         server.start()
 
 
