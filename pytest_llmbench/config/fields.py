@@ -148,7 +148,7 @@ def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
             raise ConfigError(dotted, f"unknown key; allowed keys here: {allowed}")
         field = fields[key]
         coerced = _coerce(value, hints[key], dotted)
-        _check_bounds(coerced, field.metadata, dotted)
+        _check_bounds(value, field.metadata, dotted)  # the value as typed, for the message
         kwargs[key] = coerced
     instance = cls(**kwargs)
     validate = getattr(instance, "validate", None)

@@ -1,0 +1,328 @@
+"""HuggingFace transformers backend: ``model.generate`` with exact batches and forced lengths."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pytest_llmbench.backends.base import (
+    Backend,
+    BackendSpec,
+    Capabilities,
+    Completion,
+    EngineInfo,
+    GenerationRequest,
+)
+from pytest_llmbench.backends.pytorch_batching import dynamic_batches, static_batches
+from pytest_llmbench.backends.registry import install_hint
+from pytest_llmbench.errors import BackendUnavailable, UnsupportedParameter
+
+if TYPE_CHECKING:
+    import torch
+
+_SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p")
+
+
+def resolve_dtype(precision: str, device: str) -> str:
+    """``auto`` is float32 on CPU (bf16 matmuls are slow there) and bfloat16 on CUDA."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device == "cuda" else "float32"
+
+
+class _StepClock:
+    """A stopping criterion that never stops: it timestamps every decoding step.
+
+    transformers calls stopping criteria once per generated token, after the token is appended,
+    and the step already synchronises to check for finished sequences, so this costs one
+    ``perf_counter`` call per step.
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        import torch
+
+        self.times.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class PytorchBackend(Backend):
+    name = "pytorch"
+    extra = "pytorch"
+    capabilities = Capabilities(logits=True)
+
+    def __init__(self, spec: BackendSpec) -> None:
+        super().__init__(spec)
+        self._model: Any = None
+        self._draft: Any = None
+        self._tokenizer: Any = None
+
+    @classmethod
+    def check_available(cls) -> str | None:
+        for module in ("torch", "transformers"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed: {install_hint(cls.name, cls.extra)}"
+        return None
+
+    # -- loading -----------------------------------------------------------------------------
+    def _load_kwargs(self) -> dict[str, Any]:
+        import torch
+
+        cfg = self.spec.config
+        engine = self.spec.translation.engine
+        kwargs: dict[str, Any] = {
+            "dtype": getattr(torch, resolve_dtype(cfg.fp_precision, self.spec.device)),
+            "low_cpu_mem_usage": cfg.pytorch.low_cpu_mem_usage,
+        }
+        if cfg.pytorch.attn_implementation:
+            kwargs["attn_implementation"] = cfg.pytorch.attn_implementation
+        if engine.get("device_map"):
+            kwargs["device_map"] = engine["device_map"]
+            if cfg.pytorch.max_memory:
+                kwargs["max_memory"] = {_device_key(k): v for k, v in cfg.pytorch.max_memory.items()}
+        if engine.get("load_in_4bit") or engine.get("load_in_8bit"):
+            kwargs["quantization_config"] = self._bnb_config(engine)
+            kwargs.setdefault("device_map", {"": 0})
+        return kwargs
+
+    def _bnb_config(self, engine: dict[str, Any]) -> Any:
+        field = "quantization.load_in_4bit" if engine.get("load_in_4bit") else "quantization.load_in_8bit"
+        if self.spec.device != "cuda":
+            raise UnsupportedParameter(f"{field} needs CUDA; this run uses {self.spec.device}")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UnsupportedParameter(f"{field} needs bitsandbytes: pip install bitsandbytes")
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(
+            load_in_4bit=bool(engine.get("load_in_4bit")), load_in_8bit=bool(engine.get("load_in_8bit"))
+        )
+
+    def start(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cfg = self.spec.config
+        path = self.spec.model_path
+        self._tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if self._tokenizer.pad_token_id is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        kwargs = self._load_kwargs()
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if "device_map" not in kwargs:
+            model.to(self.spec.device)
+        model.eval()
+        if cfg.pytorch.cache_implementation == "static":
+            model.generation_config.cache_implementation = "static"
+        tc = cfg.pytorch.torch_compile
+        if tc.enabled:
+            model.forward = torch.compile(model.forward, mode=tc.mode, fullgraph=tc.fullgraph, backend=tc.backend)
+        self._model = model
+        draft = cfg.pytorch.assisted_generation.model
+        if draft:
+            if cfg.batching.batch_size != 1:
+                raise UnsupportedParameter(
+                    "pytorch.assisted_generation.model needs batching.batch_size 1 "
+                    f"(transformers assisted generation is single-sequence), got {cfg.batching.batch_size}"
+                )
+            self._draft = AutoModelForCausalLM.from_pretrained(draft, **kwargs)
+            if "device_map" not in kwargs:
+                self._draft.to(self.spec.device)
+            self._draft.eval()
+
+    # -- generation --------------------------------------------------------------------------
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``model.generate`` from the translated sampling settings and ``pytorch:``."""
+        cfg = self.spec.config
+        pt = cfg.pytorch
+        sampling = dict(self.spec.translation.sampling)
+        sampling.pop("seed", None)
+        if not sampling.get("do_sample"):
+            for key in _SAMPLING_ONLY:  # transformers warns when they are set for greedy decoding
+                sampling.pop(key, None)
+        else:
+            if sampling.get("top_k") == 0:
+                sampling.pop("top_k")  # transformers' own "disabled" is None, not 0
+            if sampling.get("min_p") == 0:
+                sampling.pop("min_p")
+        if sampling.get("no_repeat_ngram_size") == 0:
+            sampling.pop("no_repeat_ngram_size")
+        kwargs: dict[str, Any] = {
+            **sampling,
+            "use_cache": pt.use_cache,
+            "num_beams": pt.num_beams,
+            "output_scores": pt.output_scores,
+            "return_dict_in_generate": pt.return_dict_in_generate,
+            "pad_token_id": self._tokenizer.pad_token_id,
+        }
+        if pt.num_beams > 1:
+            kwargs["early_stopping"] = pt.early_stopping
+            kwargs["length_penalty"] = pt.length_penalty
+        if self._draft is not None:
+            kwargs["assistant_model"] = self._draft
+            kwargs["num_assistant_tokens"] = cfg.pytorch.assisted_generation.num_tokens
+        kwargs.update(pt.extra)
+        return kwargs
+
+    def _batches(self, requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
+        b = self.spec.config.batching
+        if b.strategy == "dynamic":
+            return dynamic_batches(requests, b.max_tokens_per_batch, b.batch_size)
+        return static_batches(requests, b.batch_size)
+
+    def _run_batch(self, batch: list[GenerationRequest], submitted_s: float, base_kwargs: dict[str, Any]) -> list[Completion]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        tok = self._tokenizer
+        width = max(r.input_tokens for r in batch)
+        pad = tok.pad_token_id
+        ids = [[pad] * (width - r.input_tokens) + list(r.prompt_token_ids) for r in batch]
+        mask = [[0] * (width - r.input_tokens) + [1] * r.input_tokens for r in batch]
+        device = self._model.device
+        input_ids = torch.tensor(ids, dtype=torch.long, device=device)
+        attention = torch.tensor(mask, dtype=torch.long, device=device)
+        clock = _StepClock()
+        kwargs = dict(base_kwargs)
+        kwargs["max_new_tokens"] = max(r.max_output_tokens for r in batch)
+        kwargs["min_new_tokens"] = min(r.min_output_tokens for r in batch)
+        kwargs["stopping_criteria"] = StoppingCriteriaList([clock])
+        with torch.inference_mode():
+            out = self._model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        if self.spec.device == "cuda":
+            torch.cuda.synchronize()
+        end = time.perf_counter()
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        generated = sequences[:, width:].tolist()
+        eos = tok.eos_token_id
+        completions = []
+        for req, row in zip(batch, generated):
+            n = _generated_length(row, eos, req.min_output_tokens)
+            n = min(n, req.max_output_tokens)
+            times = tuple(clock.times[:n])
+            completions.append(
+                Completion(
+                    request_id=req.request_id,
+                    input_tokens=req.input_tokens,
+                    output_tokens=n,
+                    start_s=submitted_s,
+                    end_s=times[-1] if times else end,
+                    first_token_s=times[0] if times else None,
+                    token_times_s=times,
+                    output_token_ids=tuple(row[:n]),
+                )
+            )
+        return completions
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        import torch
+
+        if self._model is None:
+            raise RuntimeError("start() was not called")
+        torch.manual_seed(self.spec.config.random_seed)
+        base_kwargs = self.generate_kwargs()
+        submitted = time.perf_counter()  # offline: every request arrives now, batches queue
+        by_id: dict[str, Completion] = {}
+        for batch in self._batches(requests):
+            for c in self._run_batch(batch, submitted, base_kwargs):
+                by_id[c.request_id] = c
+        return [by_id[r.request_id] for r in requests]
+
+    # -- the unified interface ---------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def generate_text(self, prompt: str, max_new_tokens: int, stop: Sequence[str] = ()) -> str:
+        """Greedy text completion that ends at the first of ``stop`` strings (not included)."""
+        import torch
+
+        ids = self._tokenizer(prompt, return_tensors="pt").to(self._model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self._tokenizer.pad_token_id}
+        if stop:
+            kwargs["stop_strings"] = list(stop)
+            kwargs["tokenizer"] = self._tokenizer
+        with torch.inference_mode():
+            out = self._model.generate(**ids, **kwargs)
+        text = self.decode(out[0, ids["input_ids"].shape[1] :].tolist())
+        for s in stop:
+            cut = text.find(s)
+            if cut >= 0:
+                text = text[:cut]
+        return text
+
+    def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
+        """Log-probability of each response token given the prompt and the preceding response."""
+        import torch
+
+        if not prompt_ids:
+            raise ValueError("prompt_ids must not be empty")
+        ids = torch.tensor([list(prompt_ids) + list(response_ids)], device=self._model.device)
+        with torch.inference_mode():
+            logits = self._model(ids).logits.float()
+        logprobs = torch.log_softmax(logits[0, len(prompt_ids) - 1 : -1], dim=-1)
+        target = torch.tensor(list(response_ids), device=logprobs.device)
+        return logprobs.gather(1, target.unsqueeze(1)).squeeze(1).tolist()
+
+    def info(self) -> EngineInfo:
+        import torch
+        import transformers
+
+        details = {"torch": torch.__version__, "transformers": transformers.__version__}
+        if self._model is not None:
+            details["dtype"] = str(self._model.dtype).removeprefix("torch.")
+            details["attn_implementation"] = str(getattr(self._model.config, "_attn_implementation", ""))
+        devices: tuple[int, ...] = ()
+        if self.spec.device == "cuda" and self._model is not None:
+            devices = tuple(sorted({p.device.index or 0 for p in self._model.parameters()}))
+        return EngineInfo(
+            backend=self.name,
+            version=transformers.__version__,
+            model=self.spec.model_path,
+            device=self.spec.device,
+            cuda_devices=devices,
+            details=details,
+        )
+
+    def close(self) -> None:
+        self._model = None
+        self._draft = None
+        if self.spec.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _generated_length(row: list[int], eos: int | None, min_tokens: int) -> int:
+    """Tokens up to and including the first EOS at or after ``min_tokens`` (pads follow it)."""
+    if eos is None:
+        return len(row)
+    for i in range(min_tokens, len(row)):
+        if row[i] == eos:
+            return i + 1
+    return len(row)
+
+
+def _device_key(key: str) -> int | str:
+    return int(key) if key.isdigit() else key
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu; ``cuda`` without a GPU is an error."""
+    if requested == "cpu":
+        return "cpu"
+    has_cuda = cuda_available()
+    if requested == "cuda" and not has_cuda:
+        raise BackendUnavailable("--llm-device cuda: torch sees no CUDA device")
+    return "cuda" if has_cuda else "cpu"

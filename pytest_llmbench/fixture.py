@@ -1,0 +1,106 @@
+"""``llm_bench``: the object a benchmark test calls to measure one workload on its backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from pytest_llmbench.backends.base import Schedule
+from pytest_llmbench.errors import EngineError
+from pytest_llmbench.results import BenchmarkResult
+from pytest_llmbench.runner import RunSettings, run_benchmark
+from pytest_llmbench.session import EngineHandle, LLMBenchSession
+from pytest_llmbench.workload.prompts import Workload, build_requests
+from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class LLMBench:
+    """Runs workloads on the test's backend and records each result on the test report."""
+
+    def __init__(
+        self,
+        session: LLMBenchSession,
+        engine: EngineHandle,
+        test_id: str,
+        record: Callable[[BenchmarkResult], None],
+    ) -> None:
+        self._session = session
+        self.engine = engine
+        self._test_id = test_id
+        self._record = record
+        self.results: list[BenchmarkResult] = []
+
+    @property
+    def backend(self) -> str:
+        return self.engine.name
+
+    def workload(self, name: str = "default", **overrides: Any) -> Workload:
+        """The config's default workload with ``overrides`` (num_prompts, input_tokens, ...)."""
+        cfg = self._session.config
+        values: dict[str, Any] = {
+            "name": name,
+            "num_prompts": cfg.workload.num_prompts,
+            "input_tokens": cfg.workload.input_tokens,
+            "output_tokens": cfg.max_output_tokens,
+            "min_output_tokens": cfg.min_output_tokens,
+            "dataset": cfg.workload.dataset,
+            "seed": cfg.random_seed,
+        }
+        values.update(overrides)
+        return Workload(**values)
+
+    def __call__(
+        self,
+        workload: Workload | None = None,
+        *,
+        schedule: Schedule | None = None,
+        label: str | None = None,
+        **overrides: Any,
+    ) -> BenchmarkResult:
+        """Warm up, measure the configured repetitions, record and return the result."""
+        workload = workload or self.workload(**overrides)
+        schedule = schedule or Schedule()
+        tokenizer = load_tokenizer(self.engine.spec.model_path)
+        requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
+        runner = self._session.config.runner
+        started = _now()
+        try:
+            repetitions = run_benchmark(
+                self.engine.backend,
+                requests,
+                schedule,
+                self.engine.meter,
+                RunSettings(repetitions=runner.repetitions, warmup=runner.warmup),
+            )
+        except EngineError:
+            self._session.discard(self.engine.name)
+            raise
+        info = self.engine.info
+        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
+        result = BenchmarkResult(
+            test_id=test_id,
+            backend=info.backend,
+            backend_version=info.version,
+            model=info.model,
+            device=info.device,
+            config_hash=self._session.config.digest(),
+            config=self._session.config.to_dict(),
+            workload=workload.describe(),
+            traffic={
+                "arrival_offsets_s": None if schedule.arrival_offsets_s is None else list(schedule.arrival_offsets_s),
+                "max_concurrency": schedule.max_concurrency,
+            },
+            repetitions=tuple(repetitions),
+            energy_method=self.engine.meter.method,
+            started_at=started,
+            finished_at=_now(),
+            engine_details=dict(info.details),
+        )
+        self.results.append(result)
+        self._record(result)
+        return result

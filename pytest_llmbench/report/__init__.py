@@ -1,0 +1,1 @@
+"""Rendering results: the terminal summary and the JSON report."""

@@ -1,0 +1,62 @@
+"""The terminal summary: one table per backend, side by side, never pooled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from pytest_llmbench.results import BenchmarkResult
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * scale:,.{digits}f}"
+
+
+def _energy(result: BenchmarkResult, agg: dict[str, float | None]) -> str:
+    reason = result.energy_unavailable_reason
+    if reason is not None:
+        return "unavailable"
+    value = agg.get("energy_per_output_token")
+    text = "-" if value is None else f"{value:.4g}"
+    if result.short_energy_windows:
+        text += " (short window)"
+    return text
+
+
+def backend_table(results: Sequence[BenchmarkResult]) -> str:
+    rows = []
+    for r in results:
+        agg = r.aggregate()
+        rows.append(
+            [
+                r.test_id.split("::")[-1],
+                f"{r.workload['num_prompts']}x{r.workload['input_tokens']}->{r.workload['output_tokens']}",
+                len(r.repetitions),
+                _fmt(agg.get("output_throughput")),
+                _fmt(agg.get("request_throughput"), digits=2),
+                _fmt(agg.get("ttft_s_p50"), 1000),
+                _fmt(agg.get("e2e_latency_s_p50"), 1000),
+                _fmt(agg.get("e2e_latency_s_p99"), 1000),
+                _energy(r, agg),
+            ]
+        )
+    headers = ["benchmark", "workload", "reps", "out tok/s", "req/s", "TTFT p50 ms", "E2E p50 ms", "E2E p99 ms", "J/out tok"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
+    """Lines of the summary; each backend gets its own table and header."""
+    lines: list[str] = []
+    by_backend: dict[str, list[BenchmarkResult]] = {}
+    for r in results:
+        by_backend.setdefault(r.backend, []).append(r)
+    for backend, group in by_backend.items():
+        first = group[0]
+        lines.append(f"backend {backend} {first.backend_version} on {first.device}, model {first.model}")
+        lines.append(backend_table(group))
+        reasons = {r.energy_unavailable_reason for r in group} - {None}
+        for reason in sorted(r for r in reasons if r):
+            lines.append(f"energy: unavailable ({reason})")
+        lines.append("")
+    return lines

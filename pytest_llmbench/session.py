@@ -1,0 +1,211 @@
+"""The session's state: resolved config, engines (one per backend and settings), results.
+
+Engines are expensive (a vLLM start takes a minute), so each (backend, model, settings) is
+started once and reused; engines that manage CUDA themselves run in their own process and only
+one of them is alive at a time, so that, e.g., vLLM and TensorRT-LLM never share a GPU context.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_llmbench import compat
+from pytest_llmbench.backends.base import Backend, BackendSpec, EngineInfo
+from pytest_llmbench.backends.registry import AUTO, Registry
+from pytest_llmbench.config.load import parse_override, resolve_config
+from pytest_llmbench.config.schema import ExperimentConfig
+from pytest_llmbench.energy.base import EnergyMeter, UnavailableMeter
+from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError, UnsupportedParameter
+from pytest_llmbench.options import Options
+from pytest_llmbench.results import BenchmarkResult
+
+
+class BackendWarning(UserWarning):
+    """A parameter is translated with different semantics on a backend."""
+
+
+@dataclass
+class EngineHandle:
+    """A started engine and what the benchmarks need to know about it."""
+
+    name: str
+    backend: Backend
+    spec: BackendSpec
+    info: EngineInfo
+    meter: EnergyMeter
+    meter_note: str
+
+
+@dataclass
+class _Failure:
+    message: str
+
+
+@dataclass
+class LLMBenchSession:
+    options: Options
+    config: ExperimentConfig
+    registry: Registry
+    backends: tuple[str, ...]
+    results: list[BenchmarkResult] = field(default_factory=list)
+    _engines: dict[tuple[str, str, str, str], EngineHandle | _Failure] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
+    _model_path: str | None = None
+
+    @classmethod
+    def create(cls, options: Options, registry: Registry) -> LLMBenchSession:
+        """Validate everything the user typed; raises ConfigError with the field named."""
+        overrides = [parse_override(o) for o in options.overrides]
+        cli: dict[str, object] = {}
+        if options.model:
+            cli["model_name"] = options.model
+        if options.device:
+            cli["device"] = options.device
+        runner: dict[str, int] = {}
+        if options.repeat is not None:
+            runner["repetitions"] = options.repeat
+        if options.warmup is not None:
+            runner["warmup"] = options.warmup
+        if runner:
+            cli["runner"] = runner
+        config = resolve_config(
+            preset=options.preset,
+            config_file=options.config_file,
+            overrides=[*overrides, cli] if cli else overrides,
+        )
+        if config.model_name is not None:
+            _check_model_dir(config.model_name)
+        for name in options.backends:
+            registry.check_name(name)
+        backends = tuple(dict.fromkeys(registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends))
+        return cls(options=options, config=config, registry=registry, backends=backends)
+
+    # -- model ---------------------------------------------------------------------------------
+    def model_path(self) -> str:
+        if self.config.model_name is not None:
+            return self.config.model_name
+        if self._model_path is None:
+            from pytest_llmbench.workload.tinymodel import TinyModelSpec, ensure_tiny_model
+
+            self._model_path = str(ensure_tiny_model(TinyModelSpec(seed=self.config.random_seed)))
+        return self._model_path
+
+    # -- compatibility -------------------------------------------------------------------------
+    def check_parameters(self, backend: str, required: tuple[str, ...]) -> str | None:
+        """A skip reason, or None. Applies the ``--llm-unsupported`` policy to the config."""
+        for parameter in required:
+            reason = compat.unsupported_reason(parameter, backend)
+            if reason:
+                return reason
+        translation = compat.translate(self.config, backend)
+        if translation.unsupported:
+            text = "; ".join(f"{p}: {why}" for p, why in translation.unsupported)
+            message = f"{backend} does not support parameters set in the config: {text}"
+            if self.options.unsupported == "error":
+                raise UnsupportedParameter(message)
+            if self.options.unsupported == "skip":
+                return message
+            self._warn_once(f"unsupported:{backend}", message)
+        if translation.notes and not self.options.ignore_backend_warnings:
+            text = "; ".join(f"{p}: {note}" for p, note in translation.notes)
+            self._warn_once(f"notes:{backend}", f"{backend} translates: {text}")
+        return None
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(BackendWarning(message), stacklevel=3)
+
+    # -- engines -------------------------------------------------------------------------------
+    def engine(self, name: str) -> EngineHandle:
+        """The started engine for ``name``; BackendUnavailable (skip) or EngineError (fail)."""
+        backend_cls = self.registry.load(name)
+        reason = backend_cls.check_available()
+        if reason:
+            raise BackendUnavailable(reason)
+        device = self._device_for(name)
+        model = self.model_path()
+        key = (name, model, self.config.digest(), device)
+        cached = self._engines.get(key)
+        if isinstance(cached, _Failure):
+            raise EngineError(cached.message)
+        if cached is not None:
+            return cached
+        if backend_cls.capabilities.own_process:
+            self._close_own_process_engines()
+        spec = BackendSpec(model, self.config, compat.translate(self.config, name), device)
+        backend = self._build(name, backend_cls, spec)
+        try:
+            backend.start()
+            info = backend.info()
+        except (UnsupportedParameter, BackendUnavailable):
+            backend.close()
+            raise
+        except Exception as exc:
+            backend.close()
+            message = f"{name} engine failed to start: {exc}"
+            self._engines[key] = _Failure(message)
+            raise EngineError(message) from exc
+        meter, note = self._meter_for(info)
+        handle = EngineHandle(name, backend, spec, info, meter, note)
+        self._engines[key] = handle
+        return handle
+
+    def _build(self, name: str, backend_cls: type[Backend], spec: BackendSpec) -> Backend:
+        if backend_cls.capabilities.own_process:
+            from pytest_llmbench.backends.host import HostedBackend
+
+            return HostedBackend(name, spec)
+        return backend_cls(spec)
+
+    def _device_for(self, name: str) -> str:
+        if name == "pytorch":
+            from pytest_llmbench.backends.pytorch import resolve_device
+
+            return resolve_device(self.config.device)
+        if name == "openai":
+            return "remote"
+        from pytest_llmbench.backends.registry import _cuda_available
+
+        return "cuda" if _cuda_available() and self.config.device != "cpu" else "cpu"
+
+    def _meter_for(self, info: EngineInfo) -> tuple[EnergyMeter, str]:
+        meter = UnavailableMeter("no energy meter is implemented yet")
+        return meter, meter.describe()
+
+    def discard(self, name: str) -> None:
+        """Close and forget ``name``'s engines after a crash, so the next test starts afresh."""
+        for key, handle in list(self._engines.items()):
+            if key[0] == name:
+                if isinstance(handle, EngineHandle):
+                    _close_quietly(handle.backend)
+                del self._engines[key]
+
+    def _close_own_process_engines(self) -> None:
+        for key, handle in list(self._engines.items()):
+            if isinstance(handle, EngineHandle) and handle.backend.capabilities.own_process:
+                _close_quietly(handle.backend)
+                del self._engines[key]
+
+    def close(self) -> None:
+        for handle in self._engines.values():
+            if isinstance(handle, EngineHandle):
+                _close_quietly(handle.backend)
+        self._engines.clear()
+
+
+def _close_quietly(backend: Backend) -> None:
+    try:
+        backend.close()
+    except Exception as exc:  # closing must not hide the test outcome
+        warnings.warn(f"closing {backend.name} failed: {exc}", stacklevel=2)
+
+
+def _check_model_dir(path: str) -> None:
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError("model_name", f"{path!r} is not a local directory (models are never downloaded)")
+    if not (p / "config.json").is_file():
+        raise ConfigError("model_name", f"{path!r} has no config.json; expected a HuggingFace model directory")

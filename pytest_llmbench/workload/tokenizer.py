@@ -1,0 +1,31 @@
+"""The tokenizer the harness builds prompts with, loaded once per model in the pytest process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+
+class HarnessTokenizer:
+    """encode/decode without special tokens, and the ordinary (non-special) vocabulary."""
+
+    def __init__(self, hf_tokenizer: Any) -> None:
+        self._tok = hf_tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(token_ids), skip_special_tokens=True))
+
+    def vocab_ids(self) -> list[int]:
+        special = set(self._tok.all_special_ids)
+        return [i for i in range(len(self._tok)) if i not in special]
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(model_path: str) -> HarnessTokenizer:
+    from transformers import AutoTokenizer
+
+    return HarnessTokenizer(AutoTokenizer.from_pretrained(model_path))
