@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pytest_llmbench import compat
 from pytest_llmbench.backends.base import (
     Backend,
     BackendSpec,
@@ -147,7 +148,7 @@ class OpenAIBackend(Backend):
     # -- serving --------------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """All requests at once; in flight at most ``max_connections``."""
+        """All requests at once; in flight at most ``max_connections`` (or ``batch_size``)."""
         return self.serve(requests, Schedule())
 
     def serve(self, requests: Sequence[GenerationRequest], schedule: Schedule) -> list[Completion]:
@@ -155,6 +156,9 @@ class OpenAIBackend(Backend):
         if self._base_url is None or self._model is None:
             raise EngineError("OpenAIBackend.serve() called before start()")
         limit = self.options.max_connections
+        if schedule.offline and compat.is_used(self.spec.config, "batching.batch_size"):
+            # The compat matrix promises: offline, requests in flight = batch_size when set.
+            limit = min(limit, self.spec.config.batching.batch_size)
         cap = min(schedule.max_concurrency or limit, limit)
         bounded = Schedule(schedule.arrival_offsets_s, cap)
         if self.options.endpoint == "chat" and any(r.prompt_text is None for r in requests):

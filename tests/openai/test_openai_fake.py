@@ -213,3 +213,18 @@ def test_serve_inside_a_running_event_loop(tiny_model: Path, fake_server: FakeSe
         return len(backend.generate(requests(2)))
 
     assert asyncio.run(inside()) == 2
+
+
+def test_offline_in_flight_follows_batch_size_when_set(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
+    from pytest_llmbench.config.schema import BatchingConfig
+
+    config = ExperimentConfig(batching=BatchingConfig(batch_size=2))
+    backend = make_backend(tiny_model, config, server_url=fake_server.url)
+    backend.start()
+    out = sorted(backend.generate(requests(4)), key=lambda c: c.start_s)
+    assert out[2].start_s >= min(c.end_s for c in out[:2])  # the third waited for a slot
+    default = started(tiny_model, fake_server)
+    out = default.generate(requests(4))
+    assert max(c.start_s for c in out) < min(c.end_s for c in out)  # all four at once
