@@ -134,7 +134,7 @@ def from_spec_options(options: Mapping[str, object]) -> OpenAIOptions:
 # -- pytest wiring (the plugin calls these; no pytest import here) -----------------------------
 
 # (option, dest, help, extra argparse keywords)
-_OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+OPTION_SPECS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     (
         "--llm-server-url",
         "llm_server_url",
@@ -179,7 +179,7 @@ _OPTIONS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 
 def add_options(group: Any) -> None:
     """Declare the options on a pytest option group (``parser.getgroup("llmbench")``)."""
-    for option, dest, help_text, extra in _OPTIONS:
+    for option, dest, help_text, extra in OPTION_SPECS:
         group.addoption(option, dest=dest, default=None, help=help_text, **extra)
 
 

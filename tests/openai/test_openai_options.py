@@ -67,23 +67,14 @@ def test_a_key_passed_as_the_variable_name_is_not_echoed() -> None:
 
 
 def test_pytest_option_roundtrip(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        """
-        from pytest_llmbench.backends.openai_options import add_options, options_from_getoption
-
-        def pytest_addoption(parser):
-            add_options(parser.getgroup("llmbench"))
-
-        def pytest_configure(config):
-            config.openai_options = options_from_getoption(config.getoption)
-        """
-    )
+    """The plugin declares the options (with ini mirrors) and validates them at configure."""
     pytester.makepyfile(
         """
         from pytest_llmbench.backends.openai_options import OpenAIOptions
+        from pytest_llmbench.plugin import SESSION_KEY
 
         def test_it(pytestconfig):
-            assert pytestconfig.openai_options == OpenAIOptions(
+            assert pytestconfig.stash[SESSION_KEY].options.openai == OpenAIOptions(
                 server_url="http://h:1", request_timeout_s=5.0, max_connections=8
             )
         """
@@ -91,8 +82,10 @@ def test_pytest_option_roundtrip(pytester: pytest.Pytester) -> None:
     args = ["--llm-server-url", "http://h:1/v1/", "--llm-request-timeout", "5"]
     result = pytester.runpytest_inprocess(*args, "--llm-max-connections", "8")
     result.assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\nllm_server_url = http://h:1\nllm_request_timeout = 5\nllm_max_connections = 8\n")
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
     bad = pytester.runpytest_inprocess("--llm-server-url", "localhost:8000")
-    assert bad.ret != 0
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--llm-server-url: 'localhost:8000': scheme must be http or https*"])
 
 
