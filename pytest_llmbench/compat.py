@@ -90,12 +90,19 @@ _GREEDY_NOTE = "greedy is expressed as temperature 0 (no do_sample flag)"
 _BATCH_HINT = "a hint: the engine batches continuously; sets the max concurrent sequences"
 
 MATRIX: tuple[Row, ...] = (
-    Row("model_name", "Local model directory", {b: harness("loaded from the local path") for b in BACKENDS}),
+    Row(
+        "model_name",
+        "Local model directory",
+        {
+            **{b: harness("loaded from the local path") for b in BACKENDS if b != "openai"},
+            "openai": harness("the server serves its own model; the local path gives the tokenizer"),
+        },
+    ),
     Row(
         "fp_precision",
         "Weight and activation dtype",
         {
-            "pytorch": same("engine.torch_dtype"),
+            "pytorch": same("engine.dtype"),
             "vllm": same("engine.dtype"),
             "sglang": same("engine.dtype"),
             "tensorrt": same("engine.dtype"),
