@@ -195,7 +195,7 @@ class Comparison:
                 _change(r.change, r.relative),
                 _interval(r.interval, r.relative),
                 str(r.rule).split(":", 1)[1] if r.rule else "-",
-                r.verdict.value + (f" ({r.detail})" if r.detail and _show_detail(r) else ""),
+                _verdict_text(r),
             ]
             for r in self.rows
         ]
@@ -221,8 +221,11 @@ class Comparison:
         }
 
 
-def _show_detail(row: Row) -> bool:
-    return row.verdict not in (Verdict.OK, Verdict.IMPROVED, Verdict.REGRESSION) or not row.gated
+def _verdict_text(row: Row) -> str:
+    text = row.verdict.value
+    if row.verdict is Verdict.REGRESSION and not row.gated:
+        text += " (not gated)"
+    return f"{text} ({row.detail})" if row.detail else text
 
 
 def _short_test(test_id: str) -> str:

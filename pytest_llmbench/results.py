@@ -390,7 +390,9 @@ def read_report_data(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        # A report killed mid-write (or a partial artifact download) stops before its last "}".
+        truncated = exc.pos >= len(text.rstrip()) or not text.rstrip().endswith(("}", "]"))
+        hint = "truncated JSON" if truncated else "invalid JSON"
         raise ReportError(
             source, f"{hint} at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
