@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare",
         help="Compare CURRENT with BASELINE; exit 11 when a --fail-on rule regresses.",
-        description="Compare a report with a baseline, metric by metric, with confidence intervals.",
+        description="Compare a report with a baseline, metric by metric, with intervals.",
     )
     p.add_argument("baseline", metavar="BASELINE.json")
     p.add_argument("current", metavar="CURRENT.json")
@@ -106,7 +106,10 @@ def _merge(args: argparse.Namespace, out: TextIO) -> int:
     merged = merge_reports(reports, allow_mixed=args.allow_mixed_backends)
     atomic_write_text(args.out, merged.to_json())
     label = " (mixed backends)" if merged.mixed_backends else ""
-    print(f"merged {len(merged.results)} results from {len(reports)} reports{label} into {args.out}", file=out)
+    print(
+        f"merged {len(merged.results)} results from {len(reports)} reports{label} into {args.out}",
+        file=out,
+    )
     return EXIT_OK
 
 
@@ -116,7 +119,10 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
     report = load_report(args.report)
     state = "complete" if report.complete else "INCOMPLETE (interrupted)"
-    print(f"{args.report}: {len(report.results)} results, {state}, started {report.started_at}", file=out)
+    print(
+        f"{args.report}: {len(report.results)} results, {state}, started {report.started_at}",
+        file=out,
+    )
     for line in render_summary(report.results):
         print(line, file=out)
     return EXIT_OK

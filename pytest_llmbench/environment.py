@@ -6,6 +6,7 @@ Nothing heavy is imported: package versions come from ``importlib.metadata``, GP
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -66,11 +67,13 @@ def gpu_info() -> dict[str, Any]:
     except Exception as exc:
         return {"available": False, "reason": f"NVML cannot be initialised: {exc}"}
     try:
-        info: dict[str, Any] = {"available": True, "driver_version": None, "cuda_driver_version": None}
-        try:
+        info: dict[str, Any] = {
+            "available": True,
+            "driver_version": None,
+            "cuda_driver_version": None,
+        }
+        with contextlib.suppress(Exception):
             info["driver_version"] = _text(pynvml.nvmlSystemGetDriverVersion())
-        except Exception:
-            pass
         try:
             v = int(pynvml.nvmlSystemGetCudaDriverVersion())
             info["cuda_driver_version"] = f"{v // 1000}.{(v % 1000) // 10}"
@@ -79,10 +82,16 @@ def gpu_info() -> dict[str, Any]:
         devices = []
         for index in range(int(pynvml.nvmlDeviceGetCount())):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            device: dict[str, Any] = {"index": index, "name": _text(pynvml.nvmlDeviceGetName(handle))}
+            device: dict[str, Any] = {
+                "index": index,
+                "name": _text(pynvml.nvmlDeviceGetName(handle)),
+            }
             for key, call in (
                 ("uuid", lambda h: _text(pynvml.nvmlDeviceGetUUID(h))),
-                ("memory_total_mib", lambda h: int(pynvml.nvmlDeviceGetMemoryInfo(h).total) // 2**20),
+                (
+                    "memory_total_mib",
+                    lambda h: int(pynvml.nvmlDeviceGetMemoryInfo(h).total) // 2**20,
+                ),
                 ("power_limit_w", lambda h: pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000.0),
             ):
                 try:
@@ -95,10 +104,8 @@ def gpu_info() -> dict[str, Any]:
     except Exception as exc:
         return {"available": False, "reason": f"NVML query failed: {exc}"}
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def cpu_model() -> str | None:
@@ -127,7 +134,11 @@ def git_info(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any] | None
     commit = git("rev-parse", "HEAD")
     if commit is None:
         sha = os.environ.get("GITHUB_SHA")
-        return {"commit": sha, "branch": os.environ.get("GITHUB_REF_NAME"), "dirty": None} if sha else None
+        return (
+            {"commit": sha, "branch": os.environ.get("GITHUB_REF_NAME"), "dirty": None}
+            if sha
+            else None
+        )
     status = git("status", "--porcelain", "--untracked-files=no")
     return {
         "commit": commit,

@@ -31,7 +31,7 @@ class EngineError(LLMBenchError):
 
 
 class ReportError(LLMBenchError):
-    """A report file (e.g. a baseline) cannot be read: the message names the file and the problem."""
+    """A report file (e.g. a baseline) cannot be read; the message names the file and problem."""
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path

@@ -87,7 +87,9 @@ class Rule:
         return f"{self.metric}:{sign}{amount}"
 
 
-_RULE = re.compile(r"^(?P<metric>[A-Za-z0-9_]+):(?P<sign>[+-]?)(?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?P<pct>%?)$")
+_RULE = re.compile(
+    r"^(?P<metric>[A-Za-z0-9_]+):(?P<sign>[+-]?)(?P<number>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?P<pct>%?)$"
+)
 
 
 def parse_fail_on(text: str | Iterable[str], option: str = OPTION) -> tuple[Rule, ...]:
@@ -179,12 +181,24 @@ class Comparison:
         if self.failed:
             names = ", ".join(sorted({f"{r.metric} ({r.test_id})" for r in self.regressions}))
             return f"llmbench gate FAILED against {self.baseline_source}: {names} [{counts}]"
-        return f"llmbench gate passed against {self.baseline_source} [{counts or 'nothing compared'}]"
+        return (
+            f"llmbench gate passed against {self.baseline_source} [{counts or 'nothing compared'}]"
+        )
 
     def table(self) -> str:
         from tabulate import tabulate
 
-        headers = ["test", "backend", "metric", "baseline", "current", "change", "interval", "rule", "verdict"]
+        headers = [
+            "test",
+            "backend",
+            "metric",
+            "baseline",
+            "current",
+            "change",
+            "interval",
+            "rule",
+            "verdict",
+        ]
         rows = [
             [
                 _short_test(r.test_id),
@@ -268,7 +282,7 @@ def match_key(result: BenchmarkResult) -> tuple[str, str, str, str]:
 
 
 def _strip_backend(test_id: str, backend: str) -> str:
-    """The test id without the backend's parametrisation id (``test_x[vllm-8]`` -> ``test_x[8]``)."""
+    """The test id without the backend's parameter id (``test_x[vllm-8]`` -> ``test_x[8]``)."""
     m = re.search(r"\[([^\]]*)\]", test_id)
     if not m:
         return test_id
@@ -307,9 +321,7 @@ def judge(
         interval = difference_interval(baseline_values, current_values, confidence)
         change = interval.estimate
         lo, hi = interval.low, interval.high
-    worse, worse_lo, worse_hi = (
-        (change, lo, hi) if rule.sign > 0 else (-change, -hi, -lo)
-    )
+    worse, worse_lo, worse_hi = (change, lo, hi) if rule.sign > 0 else (-change, -hi, -lo)
     t = rule.threshold
     if math.isnan(worse):
         return Verdict.WITHIN_NOISE, change, interval
@@ -376,7 +388,9 @@ def _metric_rows(
 
 def _rule_set(rules: Sequence[Rule], metrics: Sequence[str] | None) -> list[tuple[Rule, bool]]:
     """Gated rules, then shown-only metrics (threshold 0: the verdict says whether it is noise)."""
-    shown = list(metrics) if metrics is not None else ([] if rules else list(DEFAULT_COMPARE_METRICS))
+    shown = (
+        list(metrics) if metrics is not None else ([] if rules else list(DEFAULT_COMPARE_METRICS))
+    )
     out: list[tuple[Rule, bool]] = [(rule, True) for rule in rules]
     gated_metrics = {rule.metric for rule in rules}
     for name in shown:
@@ -409,13 +423,13 @@ def compare(
     gpu_forced: Verdict | None = None
     b_gpus, c_gpus = gpu_names(baseline.machine), gpu_names(current.machine)
     comparable = not baseline.machine.get("mixed") and not current.machine.get("mixed")
-    if comparable and _has_gpu_info(baseline.machine) and _has_gpu_info(current.machine):
-        if b_gpus != c_gpus:
-            gpu_forced = Verdict.GPU_MISMATCH
-            notes.append(
-                f"GPUs differ: baseline {', '.join(b_gpus) or 'none'}, current "
-                f"{', '.join(c_gpus) or 'none'}; numbers are shown, nothing is gated"
-            )
+    known = _has_gpu_info(baseline.machine) and _has_gpu_info(current.machine)
+    if comparable and known and b_gpus != c_gpus:
+        gpu_forced = Verdict.GPU_MISMATCH
+        notes.append(
+            f"GPUs differ: baseline {', '.join(b_gpus) or 'none'}, current "
+            f"{', '.join(c_gpus) or 'none'}; numbers are shown, nothing is gated"
+        )
 
     exact: dict[tuple[str, str, str, str], list[BenchmarkResult]] = {}
     loose: dict[tuple[str, str, str], list[BenchmarkResult]] = {}
@@ -497,4 +511,3 @@ def compare_with_file(
         return Comparison(rows, source, (detail + "; nothing is gated",))
     baseline = Report.from_dict(data, source=source)
     return compare(baseline, current, rules, baseline_source=source, **kwargs)
-

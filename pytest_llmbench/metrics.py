@@ -48,11 +48,15 @@ def _catalogue() -> dict[str, Metric]:
     ]
     for base, text in LATENCY_BASES.items():
         for stat in LATENCY_STATS:
-            items.append(Metric(f"{base}_{stat}", "s", Better.LOWER, f"{text}, {stat} over requests"))
+            items.append(
+                Metric(f"{base}_{stat}", "s", Better.LOWER, f"{text}, {stat} over requests")
+            )
     items += [
         Metric("energy_j", "J", Better.LOWER, "energy of the window, all devices", energy=True),
         Metric("dynamic_energy_j", "J", Better.LOWER, "energy above idle", energy=True),
-        Metric("energy_per_output_token", "J/tok", Better.LOWER, "joules per output token", energy=True),
+        Metric(
+            "energy_per_output_token", "J/tok", Better.LOWER, "joules per output token", energy=True
+        ),
         Metric(
             "dynamic_energy_per_output_token",
             "J/tok",

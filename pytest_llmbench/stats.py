@@ -290,7 +290,9 @@ def _fieller(
     t2 = t * t
     a = mb * mb - t2 * vb
     if a <= 0.0:  # the baseline mean is not distinguishable from 0: no finite bound exists
-        return _unbounded(estimate, confidence, "welch", "baseline mean is not distinguishable from 0")
+        return _unbounded(
+            estimate, confidence, "welch", "baseline mean is not distinguishable from 0"
+        )
     half_b = mc * mb
     disc = half_b * half_b - a * (mc * mc - t2 * vc)
     root = math.sqrt(max(disc, 0.0))
@@ -305,8 +307,8 @@ def _bootstrap_ratio(
     nb, nc = len(b), len(c)
     ratios: list[float] = []
     for _ in range(resamples):
-        sb = sum(b[rng.randrange(nb)] for _ in range(nb))
-        sc = sum(c[rng.randrange(nc)] for _ in range(nc))
+        sb = sum(rng.choices(b, k=nb))
+        sc = sum(rng.choices(c, k=nc))
         if sb != 0:
             ratios.append((sc / nc) / (sb / nb))
     if len(ratios) < resamples * 0.99:

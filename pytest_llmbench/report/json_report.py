@@ -1,4 +1,4 @@
-"""The JSON report: written atomically, rewritten after every result so nothing completed is lost."""
+"""The JSON report: written atomically, rewritten after each result so nothing done is lost."""
 
 from __future__ import annotations
 

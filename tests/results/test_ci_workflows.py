@@ -1,4 +1,4 @@
-"""The shipped GitHub Actions workflows: well-formed, and the GPU one gates the way docs/ci.md says."""
+"""The shipped GitHub Actions workflows: well-formed; the GPU one gates as docs/ci.md says."""
 
 from __future__ import annotations
 
@@ -52,7 +52,12 @@ WORKFLOW_SCHEMA = {
                 "required": ["runs-on", "steps"],
                 "properties": {
                     "name": {"type": "string"},
-                    "runs-on": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "runs-on": {
+                        "oneOf": [
+                            {"type": "string"},
+                            {"type": "array", "items": {"type": "string"}},
+                        ]
+                    },
                     "steps": {"type": "array", "minItems": 1, "items": STEP},
                     "strategy": {"type": "object"},
                     "env": {"type": "object"},
@@ -93,7 +98,9 @@ def test_gpu_workflow_runs_each_backend_on_self_hosted_gpus_and_gates() -> None:
     assert "--llm-compare" in runs and "--llm-fail-on" in runs
     assert "--branch main --status success" in runs  # the baseline is main's last good run
     parse_fail_on(wf["env"]["LLMBENCH_FAIL_ON"])  # the rules it ships are valid
-    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    upload = next(
+        s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
+    )
     assert upload["if"] == "always()"  # a failing gate still leaves its report
     assert upload["with"]["name"] == "llmbench-${{ matrix.backend }}"
 

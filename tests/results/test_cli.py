@@ -37,11 +37,18 @@ def reports(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_compare_fails_with_11_on_a_gated_regression(reports: dict[str, str], tmp_path: Path) -> None:
+def test_compare_fails_with_11_on_a_gated_regression(
+    reports: dict[str, str], tmp_path: Path
+) -> None:
     out_json = tmp_path / "cmp.json"
     code, out = run(
-        "compare", reports["base"], reports["worse"], "--fail-on", "energy_per_output_token:+5%",
-        "--json", str(out_json),
+        "compare",
+        reports["base"],
+        reports["worse"],
+        "--fail-on",
+        "energy_per_output_token:+5%",
+        "--json",
+        str(out_json),
     )
     assert code == 11
     assert "regression" in out and "llmbench gate FAILED" in out
@@ -50,7 +57,9 @@ def test_compare_fails_with_11_on_a_gated_regression(reports: dict[str, str], tm
 
 
 def test_compare_passes_within_noise(reports: dict[str, str]) -> None:
-    code, out = run("compare", reports["base"], reports["noisy"], "--fail-on", "energy_per_output_token:+5%")
+    code, out = run(
+        "compare", reports["base"], reports["noisy"], "--fail-on", "energy_per_output_token:+5%"
+    )
     assert code == 0 and "within-noise" in out and "gate passed" in out
 
 
@@ -61,8 +70,13 @@ def test_compare_without_rules_never_fails(reports: dict[str, str]) -> None:
 
 def test_compare_bootstrap_method(reports: dict[str, str]) -> None:
     code, out = run(
-        "compare", reports["base"], reports["worse"], "--fail-on", "energy_per_output_token:+5%",
-        "--method", "bootstrap",
+        "compare",
+        reports["base"],
+        reports["worse"],
+        "--fail-on",
+        "energy_per_output_token:+5%",
+        "--method",
+        "bootstrap",
     )
     assert code == 11
 
@@ -70,7 +84,10 @@ def test_compare_bootstrap_method(reports: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--fail-on", "joules:+5%"], "llmbench compare: error: --fail-on: unknown metric 'joules'"),
+        (
+            ["--fail-on", "joules:+5%"],
+            "llmbench compare: error: --fail-on: unknown metric 'joules'",
+        ),
         (["--confidence", "1.5"], "--confidence: 1.5 is not within (0, 1)"),
     ],
 )
@@ -94,16 +111,27 @@ def test_corrupt_baseline_exits_2_naming_the_file(
     assert err.count("\n") == 1
 
 
-def test_compare_across_backends_is_labelled_and_allowed_only_on_request(reports: dict[str, str]) -> None:
-    code, out = run("compare", reports["base"], reports["vllm"], "--fail-on", "energy_per_output_token:+5%")
+def test_compare_across_backends_is_labelled_and_allowed_only_on_request(
+    reports: dict[str, str],
+) -> None:
+    code, out = run(
+        "compare", reports["base"], reports["vllm"], "--fail-on", "energy_per_output_token:+5%"
+    )
     assert code == 0 and "backend-mismatch" in out and MIXED in out
     code, out = run(
-        "compare", reports["base"], reports["vllm"], "--allow-mixed-backends", "--metric", "output_throughput"
+        "compare",
+        reports["base"],
+        reports["vllm"],
+        "--allow-mixed-backends",
+        "--metric",
+        "output_throughput",
     )
     assert "mixed backends compared" in out and "backend-mismatch" not in out
 
 
-def test_merge_refuses_mixed_backends(reports: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_merge_refuses_mixed_backends(
+    reports: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_path = tmp_path / "merged.json"
     code, _ = run("merge", str(out_path), reports["base"], reports["vllm"])
     assert code == 2
@@ -116,7 +144,9 @@ def test_merge_writes_all_results(reports: dict[str, str], tmp_path: Path) -> No
     code, out = run("merge", str(out_path), reports["base"], reports["worse"])
     assert code == 0 and "merged 2 results from 2 reports" in out
     assert len(load_report(out_path).results) == 2
-    code, out = run("merge", str(out_path), reports["base"], reports["vllm"], "--allow-mixed-backends")
+    code, out = run(
+        "merge", str(out_path), reports["base"], reports["vllm"], "--allow-mixed-backends"
+    )
     assert code == 0 and "(mixed backends)" in out
     assert json.loads(out_path.read_text())["mixed_backends"] is True
 

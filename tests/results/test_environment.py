@@ -14,7 +14,9 @@ from pytest_llmbench import environment
 from pytest_llmbench.environment import collect_machine_info, git_info, gpu_info, machine_id
 
 
-def fake_nvml(init_error: Exception | None = None, names: tuple[str, ...] = ("NVIDIA H100 80GB HBM3",)) -> types.ModuleType:
+def fake_nvml(
+    init_error: Exception | None = None, names: tuple[str, ...] = ("NVIDIA H100 80GB HBM3",)
+) -> types.ModuleType:
     nvml = types.ModuleType("pynvml")
 
     def init() -> None:
@@ -43,13 +45,20 @@ def test_gpu_info_from_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     assert info["available"] and info["driver_version"] == "550.54.15"
     assert info["cuda_driver_version"] == "12.4"
     assert info["devices"][1] == {
-        "index": 1, "name": "H100", "uuid": "GPU-1", "memory_total_mib": 81920, "power_limit_w": None
+        "index": 1,
+        "name": "H100",
+        "uuid": "GPU-1",
+        "memory_total_mib": 81920,
+        "power_limit_w": None,
     }
 
 
 def test_gpu_info_is_never_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(RuntimeError("Driver Not Loaded")))
-    assert gpu_info() == {"available": False, "reason": "NVML cannot be initialised: Driver Not Loaded"}
+    assert gpu_info() == {
+        "available": False,
+        "reason": "NVML cannot be initialised: Driver Not Loaded",
+    }
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     assert gpu_info()["reason"].startswith("pynvml cannot be imported")
 

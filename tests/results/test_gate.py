@@ -38,7 +38,12 @@ def test_parse_without_sign_uses_the_worse_direction_and_absolute_thresholds() -
     assert c.threshold == 0.001
 
 
-@given(st.sampled_from(sorted(METRICS)), st.sampled_from(["+", "-", ""]), st.floats(0, 500), st.booleans())
+@given(
+    st.sampled_from(sorted(METRICS)),
+    st.sampled_from(["+", "-", ""]),
+    st.floats(0, 500),
+    st.booleans(),
+)
 def test_parse_round_trips(metric: str, sign: str, number: float, pct: bool) -> None:
     text = f"{metric}:{sign}{number!r}{'%' if pct else ''}"
     (rule,) = parse_fail_on(text)
@@ -52,7 +57,10 @@ def test_parse_round_trips(metric: str, sign: str, number: float, pct: bool) -> 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("energy_per_token:+5%", "unknown metric 'energy_per_token'; known metrics: output_throughput,"),
+        (
+            "energy_per_token:+5%",
+            "unknown metric 'energy_per_token'; known metrics: output_throughput,",
+        ),
         ("ttft_s:+5%", "'ttft_s' needs a statistic over requests: one of ttft_s_mean, ttft_s_p50"),
         ("energy_per_output_token", "is not METRIC:[+|-]NUMBER[%]"),
         ("energy_per_output_token:five%", "is not METRIC:[+|-]NUMBER[%]"),
@@ -135,9 +143,13 @@ def test_ten_percent_change_inside_wider_noise_passes_as_within_noise() -> None:
 
 def test_energy_unavailable_skips_energy_gates_with_the_reason() -> None:
     baseline, current = _pair([0.5, 0.5], [None, None])
-    result = compare(baseline, current, parse_fail_on("energy_per_output_token:+5%,output_throughput:-3%"))
+    result = compare(
+        baseline, current, parse_fail_on("energy_per_output_token:+5%,output_throughput:-3%")
+    )
     energy, throughput = result.rows
-    assert energy.verdict is Verdict.ENERGY_UNAVAILABLE and energy.detail == "current: NVML not found"
+    assert (
+        energy.verdict is Verdict.ENERGY_UNAVAILABLE and energy.detail == "current: NVML not found"
+    )
     assert throughput.verdict is Verdict.OK
     assert not result.failed
 
@@ -173,7 +185,9 @@ def test_backend_mismatch_is_reported_and_not_compared_unless_allowed() -> None:
 
 def test_side_by_side_backends_each_compare_with_their_own_baseline() -> None:
     both = [make_result(backend="pytorch"), make_result(backend="vllm", energy_per_token=[0.2] * 3)]
-    result = compare(make_report(both), make_report(both), parse_fail_on("energy_per_output_token:+5%"))
+    result = compare(
+        make_report(both), make_report(both), parse_fail_on("energy_per_output_token:+5%")
+    )
     assert [(r.backend, r.verdict) for r in result.rows] == [
         ("pytorch", Verdict.OK),
         ("vllm", Verdict.OK),
@@ -208,10 +222,22 @@ def test_corrupt_baseline_raises_one_line_error(tmp_path: Path) -> None:
 
 def test_table_has_the_columns_and_verdicts(tmp_path: Path) -> None:
     baseline, current = _pair(noisy(0.5, 0.01, 5, 1), noisy(0.55, 0.01, 5, 2))
-    result = compare_with_file(current, write(tmp_path / "b.json", baseline), parse_fail_on("energy_per_output_token:+5%"))
+    result = compare_with_file(
+        current, write(tmp_path / "b.json", baseline), parse_fail_on("energy_per_output_token:+5%")
+    )
     table = result.table()
     header = table.splitlines()[0].split()
-    assert header == ["test", "backend", "metric", "baseline", "current", "change", "interval", "rule", "verdict"]
+    assert header == [
+        "test",
+        "backend",
+        "metric",
+        "baseline",
+        "current",
+        "change",
+        "interval",
+        "rule",
+        "verdict",
+    ]
     assert "test_bench.py::test_a[pytorch]" in table and "regression" in table and "+5%" in table
     assert result.lines()[0] == f"baseline: {tmp_path / 'b.json'}"
 

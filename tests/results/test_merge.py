@@ -15,7 +15,11 @@ MIXED = (
     "Mixed backends detected: pytorch, vllm. Aggregating results from different backends "
     "produces statistically invalid comparisons."
 )
-A100 = {**H100, "machine_id": "a100", "gpus": {"available": True, "devices": [{"index": 0, "name": "A100"}]}}
+A100 = {
+    **H100,
+    "machine_id": "a100",
+    "gpus": {"available": True, "devices": [{"index": 0, "name": "A100"}]},
+}
 
 
 @st.composite

@@ -28,7 +28,11 @@ def test_docs_link_to_the_packaged_schema() -> None:
 
 def test_report_validates_with_energy_and_without(schema: dict[str, Any]) -> None:
     report = make_report(
-        [make_result("a"), make_result("b", energy_per_token=(None, None)), make_result("c", "vllm")]
+        [
+            make_result("a"),
+            make_result("b", energy_per_token=(None, None)),
+            make_result("c", "vllm"),
+        ]
     )
     data = json.loads(report.to_json())
     jsonschema.validate(data, schema)
@@ -64,7 +68,9 @@ def test_result_sections() -> None:
     stats = data["statistics"]["energy_per_output_token"]
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.5)
     assert stats["ci_low"] < 0.5 < stats["ci_high"]
-    assert data["throughput"]["output_tok_s"] == pytest.approx(3000 / sum(1000 / t for t in (900, 1000, 1100)))
+    assert data["throughput"]["output_tok_s"] == pytest.approx(
+        3000 / sum(1000 / t for t in (900, 1000, 1100))
+    )
     assert set(data["latency"]) == {"ttft_s", "itl_s", "e2e_latency_s"}
     assert data["latency"]["e2e_latency_s"]["p50"] == pytest.approx(1.45)
     energy = data["energy"]

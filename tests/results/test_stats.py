@@ -57,7 +57,9 @@ def test_t_quantile_inverts_the_cdf(p: float, df: float) -> None:
 @given(st.lists(finite, min_size=1, max_size=50), st.floats(0, 100))
 def test_percentile_matches_numpy_linear(values: list[float], q: float) -> None:
     np = pytest.importorskip("numpy")
-    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-9, abs=1e-9)
+    assert percentile(values, q) == pytest.approx(
+        float(np.percentile(values, q)), rel=1e-9, abs=1e-9
+    )
 
 
 def test_percentile_by_hand() -> None:
@@ -114,7 +116,7 @@ def _coverage(method: str, n: int, rel_sd: float, ratio: float, seed: int, trial
 def test_welch_ratio_interval_covers_the_true_ratio(
     n: int, rel_sd: float, ratio: float, seed: int
 ) -> None:
-    assert _coverage("welch", n, rel_sd, ratio, seed, trials=250) >= 0.90
+    assert _coverage("welch", n, rel_sd, ratio, seed, trials=200) >= 0.90
 
 
 def test_bootstrap_ratio_interval_covers_with_many_repetitions() -> None:
@@ -139,7 +141,11 @@ def test_ratio_interval_is_deterministic_and_contains_the_estimate() -> None:
 
 def test_ratio_interval_without_noise_is_a_point() -> None:
     i = ratio_interval([2.0, 2.0, 2.0], [3.0, 3.0, 3.0])
-    assert (i.low, i.estimate, i.high) == (pytest.approx(1.5), pytest.approx(1.5), pytest.approx(1.5))
+    assert (i.low, i.estimate, i.high) == (
+        pytest.approx(1.5),
+        pytest.approx(1.5),
+        pytest.approx(1.5),
+    )
 
 
 def test_ratio_interval_is_unbounded_with_one_repetition() -> None:

@@ -27,7 +27,10 @@ def test_save_numbers_runs_per_machine(storage: Storage, tmp_path: Path) -> None
     assert second.name == "0002_after_fix_2.json"
     assert other.name == "0001_gpu.json"
     assert load_report(second).results == make_report([make_result()]).results
-    assert sorted(p.name for p in first.parent.iterdir()) == ["0001_before.json", "0002_after_fix_2.json"]
+    assert sorted(p.name for p in first.parent.iterdir()) == [
+        "0001_before.json",
+        "0002_after_fix_2.json",
+    ]
 
 
 def test_resolve_latest_number_name_and_path(storage: Storage, tmp_path: Path) -> None:
@@ -61,7 +64,9 @@ def test_resolve_errors_say_what_exists(storage: Storage, tmp_path: Path) -> Non
 
 def test_names() -> None:
     when = datetime(2025, 3, 1, 12, 30, tzinfo=timezone.utc)
-    assert autosave_name({"git": {"commit": "0123456789abcdef"}}, when) == "20250301T123000Z_01234567"
+    assert (
+        autosave_name({"git": {"commit": "0123456789abcdef"}}, when) == "20250301T123000Z_01234567"
+    )
     assert autosave_name({}, when) == "20250301T123000Z"
     assert safe_name("my run: v2") == "my_run_v2"
     with pytest.raises(StorageError, match="--llm-save"):
