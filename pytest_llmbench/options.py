@@ -53,6 +53,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="Do not warn about parameters a backend translates with different semantics.",
     )
     option(
+        "--llm-gpus-per-worker",
+        None,
+        "",
+        type=int,
+        metavar="K",
+        help="With pytest-xdist (-n N): give each worker its own K GPUs via CUDA_VISIBLE_DEVICES.",
+    )
+    option(
         "--llm-unsupported",
         None,
         "skip",
@@ -72,6 +80,7 @@ class Options:
     repeat: int | None
     warmup: int | None
     json_path: str | None
+    gpus_per_worker: int | None
     ignore_backend_warnings: bool
     unsupported: str
 
@@ -119,6 +128,7 @@ def read_options(config: pytest.Config) -> Options:
         repeat=repeat,
         warmup=_int(config, "llm_warmup", "--llm-warmup"),
         json_path=_value(config, "llm_json"),
+        gpus_per_worker=_int(config, "llm_gpus_per_worker", "--llm-gpus-per-worker") or None,
         ignore_backend_warnings=bool(_value(config, "llm_ignore_backend_warnings")),
         unsupported=unsupported,
     )
