@@ -365,8 +365,14 @@ def _metric_rows(
         b_values = [v for b in base for v in (b.metric_values(rule.metric) or [])]
         c_values = cur.metric_values(rule.metric) or []
         if not b_values or not c_values:
-            missing = Verdict.MISSING_IN_BASELINE if not b_values else Verdict.MISSING_IN_CURRENT
-            rows.append(Row(**common, verdict=missing, detail=f"no {rule.metric} values"))
+            side = "baseline" if not b_values else "current"
+            if spec.energy:  # measured, but not this quantity (dynamic energy needs idle power)
+                verdict = Verdict.ENERGY_UNAVAILABLE
+            else:
+                verdict = (
+                    Verdict.MISSING_IN_BASELINE if not b_values else Verdict.MISSING_IN_CURRENT
+                )
+            rows.append(Row(**common, verdict=verdict, detail=f"{side}: no {rule.metric} values"))
             continue
         verdict, change, interval = judge(
             b_values, c_values, rule, method=method, confidence=confidence

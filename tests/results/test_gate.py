@@ -257,3 +257,33 @@ def test_baseline_from_an_interrupted_run_is_noted() -> None:
     baseline = make_report([make_result()], complete=False, finished_at=None)
     result = compare(baseline, make_report([make_result()]))
     assert any("interrupted" in n for n in result.notes)
+
+
+def test_energy_metric_without_values_is_energy_unavailable() -> None:
+    from dataclasses import replace
+
+    result = make_result()
+    no_idle = replace(
+        result,
+        repetitions=tuple(
+            replace(r, energy=replace(r.energy, idle_power_w=None))  # type: ignore[type-var]
+            for r in result.repetitions
+        ),
+    )
+    comparison = compare(
+        make_report([result]), make_report([no_idle]), parse_fail_on("dynamic_energy_j:+5%")
+    )
+    (row,) = comparison.rows
+    assert row.verdict is Verdict.ENERGY_UNAVAILABLE
+    assert row.detail == "current: no dynamic_energy_j values"
+
+
+def test_latency_metric_missing_when_the_backend_does_not_stream() -> None:
+    from dataclasses import replace
+
+    result = make_result()
+    no_ttft = replace(result, repetitions=tuple(replace(r, ttft_s=()) for r in result.repetitions))
+    (row,) = compare(
+        make_report([result]), make_report([no_ttft]), parse_fail_on("ttft_s_p50:+5%")
+    ).rows
+    assert row.verdict is Verdict.MISSING_IN_CURRENT
