@@ -1,0 +1,184 @@
+"""Windows over cumulative energy counters (NVML total energy, RAPL ``energy_uj``).
+
+Energy is the sum of successive counter deltas: start read, background polls, stop read. Polling
+serves three ends: every counter update is seen (``updates()`` drives the minimum-window rule and
+the cadence), counters that wrap (RAPL, ~every 10-60 min) are unwrapped however long the window,
+and a device that disappears mid-window is noticed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from pytest_llmbench.energy.base import (
+    DeviceInfo,
+    EnergyReading,
+    EnergyUnavailable,
+    EnergyWindow,
+    IdleBaseline,
+    NotReadable,
+    UnavailableMeter,
+    describe_meter,
+)
+from pytest_llmbench.energy.poller import Poller
+
+
+class CounterChannel(Protocol):
+    """One cumulative counter in integer units; ``read`` raises NotReadable on failure."""
+
+    @property
+    def device(self) -> DeviceInfo: ...
+
+    @property
+    def unit_j(self) -> float:
+        """Joules per counter unit (NVML: 1e-3, RAPL: 1e-6)."""
+        ...
+
+    @property
+    def wrap(self) -> int | None:
+        """The counter counts modulo this many units; None when it never wraps."""
+        ...
+
+    def read(self) -> int: ...
+
+
+def counter_delta(start: int, end: int, wrap: int | None) -> int:
+    """Units counted from ``start`` to ``end``, unwrapping once at ``wrap``."""
+    if wrap is None:
+        if end < start:
+            raise NotReadable(f"energy counter went backwards ({start} -> {end}): driver reset?")
+        return end - start
+    return (end - start) % wrap
+
+
+class CounterMeter:
+    """Windows over one or more counters, summed (e.g. the GPUs of a tensor-parallel engine)."""
+
+    def __init__(
+        self,
+        method: str,
+        channels: Sequence[CounterChannel],
+        *,
+        min_updates: int,
+        poll_interval_s: float,
+        clock: Callable[[], float] = time.perf_counter,
+        background: bool = True,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        if not channels:
+            raise ValueError("a counter meter needs at least one channel")
+        self.method = method
+        self.channels = tuple(channels)
+        self.min_updates = min_updates
+        self.poll_interval_s = poll_interval_s
+        self.idle: IdleBaseline | None = None
+        self._clock = clock
+        self._background = background  # tests drive CounterWindow.poll() by hand instead
+        self._on_close = on_close
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return tuple(channel.device for channel in self.channels)
+
+    def start(self) -> EnergyWindow:
+        try:
+            return CounterWindow(self)
+        except NotReadable as exc:
+            return UnavailableMeter(exc.reason, self.method).start()
+
+    def describe(self) -> str:
+        detail = f"polled every {self.poll_interval_s * 1e3:.0f} ms"
+        return describe_meter(self.method, self.devices, self.min_updates, self.idle, detail)
+
+    def close(self) -> None:
+        """Release the library behind the counters (NVML); windows cannot start afterwards."""
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+
+class CounterWindow:
+    """One running window; thread-safe against its own poller."""
+
+    def __init__(self, meter: CounterMeter) -> None:
+        self._meter = meter
+        self._lock = threading.Lock()
+        self._started_s, self._last = self._read_all()
+        self._units = [0] * len(meter.channels)
+        self._changes = [0] * len(meter.channels)
+        self._change_times_s: list[float] = []  # of the first channel: the cadence
+        self._ended_s = self._started_s
+        self._result: EnergyReading | EnergyUnavailable | None = None
+        self._poller: Poller | None = None
+        if meter._background:
+            self._poller = Poller(self.poll, meter.poll_interval_s, f"llmbench-{meter.method}")
+            self._poller.start()
+
+    def _read_all(self) -> tuple[float, list[int]]:
+        before = self._meter._clock()
+        values = [channel.read() for channel in self._meter.channels]
+        return (before + self._meter._clock()) / 2, values  # midpoint of a read of ~4 ms per GPU
+
+    def poll(self) -> None:
+        """Read every counter once and account the deltas (the poller calls this)."""
+        now_s, values = self._read_all()
+        with self._lock:
+            for i, (channel, value) in enumerate(zip(self._meter.channels, values, strict=True)):
+                delta = counter_delta(self._last[i], value, channel.wrap)
+                if delta:
+                    self._changes[i] += 1
+                    if i == 0:
+                        self._change_times_s.append(now_s)
+                self._units[i] += delta
+            self._last = values
+            self._ended_s = now_s
+
+    def elapsed_s(self) -> float:
+        return self._meter._clock() - self._started_s
+
+    def updates(self) -> int:
+        """Counter updates seen so far by the device that updated least."""
+        with self._lock:
+            return min(self._changes)
+
+    def stop(self) -> EnergyReading | EnergyUnavailable:
+        """End the window (idempotent: a second call returns the same reading)."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> EnergyReading | EnergyUnavailable:
+        meter = self._meter
+        if self._poller is not None:
+            self._poller.stop()
+            if self._poller.error is not None and not isinstance(self._poller.error, NotReadable):
+                raise self._poller.error  # a bug, not a measurement problem
+            if isinstance(self._poller.error, NotReadable):
+                return EnergyUnavailable(self._poller.error.reason, meter.method)
+        try:
+            self.poll()
+        except NotReadable as exc:
+            return EnergyUnavailable(exc.reason, meter.method)
+        per_device_j = {
+            channel.device.uuid: units * channel.unit_j
+            for channel, units in zip(meter.channels, self._units, strict=True)
+        }
+        window_s = self._ended_s - self._started_s
+        updates = min(self._changes)
+        gaps = [b - a for a, b in itertools.pairwise(self._change_times_s)]
+        return EnergyReading(
+            method=meter.method,
+            window_s=window_s,
+            energy_j=sum(per_device_j.values()),
+            per_device_j=per_device_j,
+            devices=meter.devices,
+            updates=updates,
+            idle_power_w=meter.idle.total_w(meter.devices) if meter.idle else None,
+            short_window=updates < meter.min_updates,
+            update_interval_s=statistics.median(gaps) if gaps else None,
+        )
