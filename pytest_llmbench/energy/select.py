@@ -38,6 +38,7 @@ CHOICES: tuple[str, ...] = get_args(EnergyChoice)
 OPTION = "--llm-energy"
 
 Selected = tuple[DeviceMeter | UnavailableMeter, str]
+_LABELS = {COUNTER: "NVML counter", POWER: "NVML power"}
 
 
 def select_meter(
@@ -126,28 +127,27 @@ def _gpu_meter(
     try:
         module = open_nvml(nvml)
     except NotReadable as exc:
+        if cuda_devices is None:  # "whatever GPUs there are", and NVML finds none: a CPU machine
+            raise NoVisibleGpu(f"NVML is not readable ({exc.reason})") from exc
         raise NotReadable(f"NVML: {exc.reason}") from exc
-    failures: list[str] = []
     try:
         gpus = resolve_gpus(module, cuda_devices, environ=environ, cuda_uuids=cuda_uuids)
-        for method in methods:
-            try:
-                meter = _nvml_meter(method, module, gpus, settings)
-            except NotReadable as exc:
-                failures.append(f"{method}: {exc.reason}")
-                continue
-            note = f"{method} on {describe_gpus(gpus)}"
-            if failures:
-                note += f" ({'; '.join(failures)})"
-            return meter, note
     except NotReadable as exc:
-        failures.append(exc.reason if isinstance(exc, NoVisibleGpu) else f"NVML: {exc.reason}")
         module.nvmlShutdown()
         if isinstance(exc, NoVisibleGpu):
-            raise NoVisibleGpu(exc.reason) from exc
-        raise NotReadable("; ".join(failures)) from exc
+            raise
+        raise NotReadable(f"NVML: {exc.reason}") from exc
+    failures: list[str] = []
+    for method in methods:
+        try:
+            meter = _nvml_meter(method, module, gpus, settings)
+        except NotReadable as exc:
+            failures.append(f"{_LABELS[method]}: {exc.reason}")
+            continue
+        note = f"{method} on {describe_gpus(gpus)}"
+        return meter, note + (f" ({'; '.join(failures)})" if failures else "")
     module.nvmlShutdown()
-    raise NotReadable("; ".join(f"NVML {failure}" for failure in failures))
+    raise NotReadable("; ".join(failures))
 
 
 def _nvml_meter(
