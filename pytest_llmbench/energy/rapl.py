@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ def rapl_meter(
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
     min_updates: int | None = None,
     read_text: ReadText = _read_sysfs,
+    clock: Callable[[], float] = time.perf_counter,
     background: bool = True,
 ) -> CounterMeter:
     """A counter meter over RAPL package + DRAM energy; ``min_updates`` counts changed polls.
@@ -112,5 +114,6 @@ def rapl_meter(
         rapl_channels(root, read_text=read_text),
         min_updates=min_polls(poll_interval_s) if min_updates is None else min_updates,
         poll_interval_s=poll_interval_s,
+        clock=clock,
         background=background,
     )
