@@ -125,8 +125,14 @@ class EnergyWindow(Protocol):
 class EnergyMeter(Protocol):
     """Measures the energy of a set of devices over windows of time."""
 
-    method: str
-    min_updates: int  # fewer counter updates than this make a window too short
+    # Read-only properties, so that frozen dataclasses (UnavailableMeter) satisfy the protocol.
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def min_updates(self) -> int:
+        """Fewer counter updates than this make a window too short."""
+        ...
 
     def start(self) -> EnergyWindow: ...
 

@@ -23,9 +23,12 @@ from pytest_llmbench.energy.visible import (
 class Nvml(Protocol):
     """The part of ``pynvml`` the meters use; handles are opaque objects."""
 
-    NVMLError: type[Exception]
-    NVMLError_NotSupported: type[Exception]
-    NVML_DEVICE_MIG_ENABLE: int
+    @property
+    def NVMLError(self) -> type[Exception]: ...  # noqa: N802 - pynvml's names
+    @property
+    def NVMLError_NotSupported(self) -> type[Exception]: ...  # noqa: N802
+    @property
+    def NVML_DEVICE_MIG_ENABLE(self) -> int: ...  # noqa: N802
 
     def nvmlInit(self) -> None: ...
     def nvmlShutdown(self) -> None: ...

@@ -66,6 +66,8 @@ def select_meter(
         raise LLMBenchError(f"{OPTION}: {choice!r} is not one of {', '.join(CHOICES)}")
     if sample_interval_s <= 0:
         raise LLMBenchError(f"{OPTION}: the sample interval must be > 0 s, got {sample_interval_s}")
+    if min_updates is not None and min_updates < 0:
+        raise LLMBenchError(f"{OPTION}: min updates must be >= 0, got {min_updates}")
     if choice == "none":
         reason = f"energy measurement is off ({OPTION} none)"
         return UnavailableMeter(reason), reason

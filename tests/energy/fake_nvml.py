@@ -71,6 +71,11 @@ class FakeGpu:
     reads: int = 0
 
 
+def gpu(handle: object) -> FakeGpu:
+    assert isinstance(handle, FakeGpu), f"not a handle of this fake: {handle!r}"
+    return handle
+
+
 @dataclass
 class FakeNvml:
     """Stands in for the ``pynvml`` module; counts nvmlInit/nvmlShutdown to check balance."""
@@ -97,28 +102,28 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
         return self.gpus[index]
 
-    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str:
-        return handle.uuid
+    def nvmlDeviceGetUUID(self, handle: object) -> str:
+        return gpu(handle).uuid
 
-    def nvmlDeviceGetName(self, handle: FakeGpu) -> bytes:
-        return handle.name.encode()  # older nvidia-ml-py returns bytes
+    def nvmlDeviceGetName(self, handle: object) -> bytes:
+        return gpu(handle).name.encode()  # older nvidia-ml-py returns bytes
 
-    def nvmlDeviceGetMigMode(self, handle: FakeGpu) -> list[int]:
-        if not handle.mig_capable:
+    def nvmlDeviceGetMigMode(self, handle: object) -> list[int]:
+        if not gpu(handle).mig_capable:
             raise NVMLError_NotSupported()
-        mode = NVML_DEVICE_MIG_ENABLE if handle.mig_enabled else NVML_DEVICE_MIG_DISABLE
+        mode = NVML_DEVICE_MIG_ENABLE if gpu(handle).mig_enabled else NVML_DEVICE_MIG_DISABLE
         return [mode, mode]
 
-    def nvmlDeviceIsMigDeviceHandle(self, handle: FakeGpu) -> int:
+    def nvmlDeviceIsMigDeviceHandle(self, handle: object) -> int:
         return 0  # handles by index are always physical GPUs
 
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:
-        handle.reads += 1
-        return handle.energy_mj()
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object) -> int:
+        gpu(handle).reads += 1
+        return gpu(handle).energy_mj()
 
-    def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
-        handle.reads += 1
-        return handle.power_mw()
+    def nvmlDeviceGetPowerUsage(self, handle: object) -> int:
+        gpu(handle).reads += 1
+        return gpu(handle).power_mw()
 
 
 class FakeClock:

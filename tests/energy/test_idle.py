@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,15 @@ class Gpus:
         self.energy_mj = [0.0, 0.0]
         fakes = [FakeGpu(uuid(n), energy_mj=self._reader(n)) for n in range(2)]
         self.nvml = FakeNvml(fakes)
-        channels = [NvmlEnergyChannel(self.nvml, g) for g in resolve_gpus(self.nvml, [0, 1], environ={})]
+        channels = [
+            NvmlEnergyChannel(self.nvml, g) for g in resolve_gpus(self.nvml, [0, 1], environ={})
+        ]
         self.meter = CounterMeter(
             METHOD, channels, min_updates=1, poll_interval_s=0.1, clock=self.clock, background=False
         )
         self.slept: list[float] = []
 
-    def _reader(self, n: int):  # type: ignore[no-untyped-def]
+    def _reader(self, n: int) -> Callable[[], int]:
         return lambda: round(self.energy_mj[n])
 
     def run(self, dt_s: float) -> None:
@@ -133,7 +136,11 @@ def test_other_devices_stay_in_the_cache(tmp_path: Path) -> None:
     cache.write_text(json.dumps({"version": 1, "devices": {"rapl:host:intel-rapl:0": other}}))
     gpus = Gpus()
     establish_idle(gpus.meter, cache_path=cache, sleep=gpus.sleep, now=NOW)
-    assert set(json.loads(cache.read_text())["devices"]) == {"rapl:host:intel-rapl:0", uuid(0), uuid(1)}
+    assert set(json.loads(cache.read_text())["devices"]) == {
+        "rapl:host:intel-rapl:0",
+        uuid(0),
+        uuid(1),
+    }
 
 
 def test_unreadable_meter_gives_no_baseline() -> None:

@@ -33,7 +33,12 @@ def counter_meter(
     gpus = resolve_gpus(nvml, cuda_devices, environ=env)
     channels = [NvmlEnergyChannel(nvml, gpu) for gpu in gpus]
     return CounterMeter(
-        METHOD, channels, min_updates=min_updates, poll_interval_s=0.025, clock=clock, background=False
+        METHOD,
+        channels,
+        min_updates=min_updates,
+        poll_interval_s=0.025,
+        clock=clock,
+        background=False,
     )
 
 

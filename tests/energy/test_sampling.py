@@ -36,7 +36,9 @@ def test_trapezoid_is_exact_for_linear_power(dts: list[float], p0: float, slope:
 
 
 @given(steps, steps, st.floats(min_value=0, max_value=700))
-def test_trapezoid_is_additive_over_adjacent_windows(a: list[float], b: list[float], p: float) -> None:
+def test_trapezoid_is_additive_over_adjacent_windows(
+    a: list[float], b: list[float], p: float
+) -> None:
     times = [0.0]
     for dt in a + b:
         times.append(times[-1] + dt)
@@ -53,7 +55,11 @@ def test_trapezoid_needs_one_time_per_sample() -> None:
 
 
 def sampled_meter(
-    power_w: object, clock: FakeClock, interval_s: float = 0.05, min_updates: int = 40, gpus: int = 1
+    power_w: object,
+    clock: FakeClock,
+    interval_s: float = 0.05,
+    min_updates: int = 40,
+    gpus: int = 1,
 ) -> PowerMeter:
     def mw() -> int:
         return round(power_w(clock()) * 1e3)  # type: ignore[operator]
