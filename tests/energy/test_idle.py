@@ -148,3 +148,13 @@ def test_unreadable_meter_gives_no_baseline() -> None:
 
     result = measure_idle(UnavailableMeter("no GPU"), 5.0, sleep=lambda s: None)
     assert isinstance(result, EnergyUnavailable) and result.reason == "no GPU"
+
+
+def test_baseline_total_covers_only_the_meters_devices() -> None:
+    """One session-wide baseline serves engines that use a subset of the GPUs."""
+    from pytest_llmbench.energy.base import DeviceInfo
+
+    baseline = IdleBaseline({uuid(0): 60.0, uuid(1): 90.0, uuid(2): 50.0}, "measured")
+    tp2 = (DeviceInfo(0, "H100", uuid(2)), DeviceInfo(1, "H100", uuid(0)))
+    assert baseline.total_w(tp2) == pytest.approx(110.0)
+    assert baseline.total_w((DeviceInfo(0, "H100", uuid(7)),)) is None
