@@ -11,8 +11,6 @@ from __future__ import annotations
 import itertools
 import statistics
 import threading
-import time
-from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pytest_llmbench.energy.base import (
@@ -20,12 +18,9 @@ from pytest_llmbench.energy.base import (
     EnergyReading,
     EnergyUnavailable,
     EnergyWindow,
-    IdleBaseline,
     NotReadable,
-    UnavailableMeter,
-    describe_meter,
 )
-from pytest_llmbench.energy.poller import Poller
+from pytest_llmbench.energy.poller import PolledMeter
 
 
 class CounterChannel(Protocol):
@@ -56,50 +51,11 @@ def counter_delta(start: int, end: int, wrap: int | None) -> int:
     return (end - start) % wrap
 
 
-class CounterMeter:
+class CounterMeter(PolledMeter[CounterChannel]):
     """Windows over one or more counters, summed (e.g. the GPUs of a tensor-parallel engine)."""
 
-    def __init__(
-        self,
-        method: str,
-        channels: Sequence[CounterChannel],
-        *,
-        min_updates: int,
-        poll_interval_s: float,
-        clock: Callable[[], float] = time.perf_counter,
-        background: bool = True,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        if not channels:
-            raise ValueError("a counter meter needs at least one channel")
-        self.method = method
-        self.channels = tuple(channels)
-        self.min_updates = min_updates
-        self.poll_interval_s = poll_interval_s
-        self.idle: IdleBaseline | None = None
-        self._clock = clock
-        self._background = background  # tests drive CounterWindow.poll() by hand instead
-        self._on_close = on_close
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return tuple(channel.device for channel in self.channels)
-
-    def start(self) -> EnergyWindow:
-        try:
-            return CounterWindow(self)
-        except NotReadable as exc:
-            return UnavailableMeter(exc.reason, self.method).start()
-
-    def describe(self) -> str:
-        detail = f"polled every {self.poll_interval_s * 1e3:.0f} ms"
-        return describe_meter(self.method, self.devices, self.min_updates, self.idle, detail)
-
-    def close(self) -> None:
-        """Release the library behind the counters (NVML); windows cannot start afterwards."""
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None
+    def _open(self) -> EnergyWindow:
+        return CounterWindow(self)
 
 
 class CounterWindow:
@@ -114,15 +70,12 @@ class CounterWindow:
         self._change_times_s: list[float] = []  # of the first channel: the cadence
         self._ended_s = self._started_s
         self._result: EnergyReading | EnergyUnavailable | None = None
-        self._poller: Poller | None = None
-        if meter._background:
-            self._poller = Poller(self.poll, meter.poll_interval_s, f"llmbench-{meter.method}")
-            self._poller.start()
+        self._poller = meter.poller(self.poll)
 
     def _read_all(self) -> tuple[float, list[int]]:
-        before = self._meter._clock()
+        before = self._meter.clock()
         values = [channel.read() for channel in self._meter.channels]
-        return (before + self._meter._clock()) / 2, values  # midpoint of a read of ~4 ms per GPU
+        return (before + self._meter.clock()) / 2, values  # midpoint of a read of ~4 ms per GPU
 
     def poll(self) -> None:
         """Read every counter once and account the deltas (the poller calls this)."""
@@ -139,7 +92,7 @@ class CounterWindow:
             self._ended_s = now_s
 
     def elapsed_s(self) -> float:
-        return self._meter._clock() - self._started_s
+        return self._meter.clock() - self._started_s
 
     def updates(self) -> int:
         """Counter updates seen so far by the device that updated least."""
@@ -154,12 +107,9 @@ class CounterWindow:
 
     def _finish(self) -> EnergyReading | EnergyUnavailable:
         meter = self._meter
-        if self._poller is not None:
-            self._poller.stop()
-            if self._poller.error is not None and not isinstance(self._poller.error, NotReadable):
-                raise self._poller.error  # a bug, not a measurement problem
-            if isinstance(self._poller.error, NotReadable):
-                return EnergyUnavailable(self._poller.error.reason, meter.method)
+        failed = self._poller.finish() if self._poller is not None else None
+        if failed is not None:
+            return EnergyUnavailable(failed, meter.method)
         try:
             self.poll()
         except NotReadable as exc:

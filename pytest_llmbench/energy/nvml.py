@@ -63,7 +63,7 @@ def nvml_counter_meter(
         METHOD,
         channels,
         min_updates=min_updates,
-        poll_interval_s=poll_interval_s,
+        interval_s=poll_interval_s,
         background=background,
         on_close=nvml.nvmlShutdown,
     )

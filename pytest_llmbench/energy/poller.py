@@ -1,4 +1,4 @@
-"""A daemon thread that calls one function at a fixed interval until stopped.
+"""Background polling: the daemon thread, and the meter shell counter and sampling meters share.
 
 Meters poll in the background so that every counter update is seen even while the caller's thread
 is busy in the workload; NVML and sysfs reads release the GIL, so polling costs the engine little.
@@ -7,7 +7,18 @@ is busy in the workload; NVML and sysfs reads release the GIL, so polling costs 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from pytest_llmbench.energy.base import (
+    DeviceInfo,
+    EnergyWindow,
+    IdleBaseline,
+    NotReadable,
+    UnavailableMeter,
+    describe_meter,
+)
 
 
 class Poller:
@@ -43,6 +54,88 @@ class Poller:
         if self._thread.is_alive():
             self._thread.join()
 
+    def finish(self) -> str | None:
+        """Stop; the reason when a read failed in the background (NotReadable), else None.
+
+        Any other exception from ``tick`` is a bug and is raised here, in the owner's thread.
+        """
+        self.stop()
+        if isinstance(self.error, NotReadable):
+            return self.error.reason
+        if self.error is not None:
+            raise self.error
+        return None
+
+
+class Channel(Protocol):
+    """One device a polled meter reads."""
+
     @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def device(self) -> DeviceInfo: ...
+
+
+C = TypeVar("C", bound=Channel)
+
+
+class PolledMeter(Generic[C]):
+    """What counter and sampling meters share: channels read every ``interval_s`` by a poller,
+    the idle baseline, and the library (NVML) they hold until ``close()``.
+
+    ``background=False`` starts no poller: tests then call the window's ``poll()`` by hand.
+    """
+
+    polling = "polled"  # how describe() words the interval
+
+    def __init__(
+        self,
+        method: str,
+        channels: Sequence[C],
+        *,
+        interval_s: float,
+        min_updates: int,
+        clock: Callable[[], float] = time.perf_counter,
+        background: bool = True,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        if not channels:
+            raise ValueError(f"{method}: a meter needs at least one device")
+        self.method = method
+        self.channels = tuple(channels)
+        self.interval_s = interval_s
+        self.min_updates = min_updates
+        self.idle: IdleBaseline | None = None
+        self.clock = clock
+        self.background = background
+        self._on_close = on_close
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return tuple(channel.device for channel in self.channels)
+
+    def _open(self) -> EnergyWindow:
+        raise NotImplementedError
+
+    def start(self) -> EnergyWindow:
+        """A running window; an unavailable one (with the reason) when the first read fails."""
+        try:
+            return self._open()
+        except NotReadable as exc:
+            return UnavailableMeter(exc.reason, self.method).start()
+
+    def poller(self, tick: Callable[[], None]) -> Poller | None:
+        """A started poller calling ``tick``, or None without background polling."""
+        if not self.background:
+            return None
+        poller = Poller(tick, self.interval_s, f"llmbench-{self.method}")
+        poller.start()
+        return poller
+
+    def describe(self) -> str:
+        detail = f"{self.polling} every {self.interval_s * 1e3:.0f} ms"
+        return describe_meter(self.method, self.devices, self.min_updates, self.idle, detail)
+
+    def close(self) -> None:
+        """Release the library behind the channels (NVML); call once, at session end."""
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None

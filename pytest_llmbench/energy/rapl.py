@@ -113,7 +113,7 @@ def rapl_meter(
         METHOD,
         rapl_channels(root, read_text=read_text),
         min_updates=min_polls(poll_interval_s) if min_updates is None else min_updates,
-        poll_interval_s=poll_interval_s,
+        interval_s=poll_interval_s,
         clock=clock,
         background=background,
     )

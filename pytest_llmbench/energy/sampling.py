@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,14 +19,11 @@ from pytest_llmbench.energy.base import (
     EnergyReading,
     EnergyUnavailable,
     EnergyWindow,
-    IdleBaseline,
     NotReadable,
-    UnavailableMeter,
-    describe_meter,
     min_polls,
 )
 from pytest_llmbench.energy.gpus import Nvml, NvmlGpu
-from pytest_llmbench.energy.poller import Poller
+from pytest_llmbench.energy.poller import PolledMeter
 
 METHOD = "nvml-power"
 DEFAULT_SAMPLE_INTERVAL_S = 0.05
@@ -76,49 +72,13 @@ class NvmlPowerChannel:
             ) from exc
 
 
-class PowerMeter:
-    """Samples power of one or more devices at ``sample_interval_s`` and integrates each."""
+class PowerMeter(PolledMeter[PowerChannel]):
+    """Samples power of one or more devices every ``interval_s`` and integrates each."""
 
-    def __init__(
-        self,
-        method: str,
-        channels: Sequence[PowerChannel],
-        *,
-        sample_interval_s: float,
-        min_updates: int,
-        clock: Callable[[], float] = time.perf_counter,
-        background: bool = True,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        if not channels:
-            raise ValueError("a power meter needs at least one channel")
-        self.method = method
-        self.channels = tuple(channels)
-        self.sample_interval_s = sample_interval_s
-        self.min_updates = min_updates
-        self.idle: IdleBaseline | None = None
-        self._clock = clock
-        self._background = background  # tests drive PowerWindow.poll() by hand instead
-        self._on_close = on_close
+    polling = "sampled"
 
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return tuple(channel.device for channel in self.channels)
-
-    def start(self) -> EnergyWindow:
-        try:
-            return PowerWindow(self)
-        except NotReadable as exc:
-            return UnavailableMeter(exc.reason, self.method).start()
-
-    def describe(self) -> str:
-        detail = f"sampled every {self.sample_interval_s * 1e3:.0f} ms"
-        return describe_meter(self.method, self.devices, self.min_updates, self.idle, detail)
-
-    def close(self) -> None:
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None
+    def _open(self) -> EnergyWindow:
+        return PowerWindow(self)
 
 
 class PowerWindow:
@@ -133,18 +93,15 @@ class PowerWindow:
         self._result: EnergyReading | EnergyUnavailable | None = None
         self.poll()  # the first sample marks the start
         self._started_s = self._times_s[0][0]
-        self._poller: Poller | None = None
-        if meter._background:
-            self._poller = Poller(self.poll, meter.sample_interval_s, f"llmbench-{meter.method}")
-            self._poller.start()
+        self._poller = meter.poller(self.poll)
 
     def poll(self) -> None:
         """Take one sample of every device, each stamped with the midpoint of its own read."""
         sweep = []
         for channel in self._meter.channels:
-            before = self._meter._clock()
+            before = self._meter.clock()
             power_w = channel.read_w()
-            sweep.append(((before + self._meter._clock()) / 2, power_w))
+            sweep.append(((before + self._meter.clock()) / 2, power_w))
         with self._lock:
             for i, (t_s, power_w) in enumerate(sweep):
                 self._times_s[i].append(t_s)
@@ -152,7 +109,7 @@ class PowerWindow:
             self._samples += 1
 
     def elapsed_s(self) -> float:
-        return self._meter._clock() - self._started_s
+        return self._meter.clock() - self._started_s
 
     def updates(self) -> int:
         """Samples taken so far (the start sample included)."""
@@ -167,13 +124,9 @@ class PowerWindow:
 
     def _finish(self) -> EnergyReading | EnergyUnavailable:
         meter = self._meter
-        if self._poller is not None:
-            self._poller.stop()
-            error = self._poller.error
-            if isinstance(error, NotReadable):
-                return EnergyUnavailable(error.reason, meter.method)
-            if error is not None:
-                raise error  # a bug, not a measurement problem
+        failed = self._poller.finish() if self._poller is not None else None
+        if failed is not None:
+            return EnergyUnavailable(failed, meter.method)
         try:
             self.poll()  # the last sample marks the end
         except NotReadable as exc:
@@ -217,7 +170,7 @@ def nvml_power_meter(
     return PowerMeter(
         METHOD,
         channels,
-        sample_interval_s=sample_interval_s,
+        interval_s=sample_interval_s,
         min_updates=min_polls(sample_interval_s) if min_updates is None else min_updates,
         background=background,
         on_close=nvml.nvmlShutdown,

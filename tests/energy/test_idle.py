@@ -32,7 +32,7 @@ class Gpus:
             NvmlEnergyChannel(self.nvml, g) for g in resolve_gpus(self.nvml, [0, 1], environ={})
         ]
         self.meter = CounterMeter(
-            METHOD, channels, min_updates=1, poll_interval_s=0.1, clock=self.clock, background=False
+            METHOD, channels, min_updates=1, interval_s=0.1, clock=self.clock, background=False
         )
         self.slept: list[float] = []
 

@@ -36,7 +36,7 @@ def counter_meter(
         METHOD,
         channels,
         min_updates=min_updates,
-        poll_interval_s=0.025,
+        interval_s=0.025,
         clock=clock,
         background=False,
     )

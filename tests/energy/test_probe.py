@@ -26,7 +26,7 @@ class Busy:
         nvml = FakeNvml([FakeGpu(uuid(0), energy_mj=lambda: round(self.energy_mj))])
         channels = [NvmlEnergyChannel(nvml, g) for g in resolve_gpus(nvml, [0], environ={})]
         self.meter = CounterMeter(
-            METHOD, channels, min_updates=min_updates, poll_interval_s=0.002, clock=self.clock
+            METHOD, channels, min_updates=min_updates, interval_s=0.002, clock=self.clock
         )
 
     def work(self, dt_s: float = 0.1) -> None:

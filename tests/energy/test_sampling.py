@@ -69,7 +69,7 @@ def sampled_meter(
     return PowerMeter(
         METHOD,
         channels,
-        sample_interval_s=interval_s,
+        interval_s=interval_s,
         min_updates=min_updates,
         clock=clock,
         background=False,
