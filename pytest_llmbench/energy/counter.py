@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import threading
 from typing import Protocol
 
 from pytest_llmbench.energy.base import (
     DeviceInfo,
     EnergyReading,
-    EnergyUnavailable,
     EnergyWindow,
     NotReadable,
 )
-from pytest_llmbench.energy.poller import PolledMeter
+from pytest_llmbench.energy.poller import PolledMeter, PolledWindow
 
 
 class CounterChannel(Protocol):
@@ -58,24 +56,22 @@ class CounterMeter(PolledMeter[CounterChannel]):
         return CounterWindow(self)
 
 
-class CounterWindow:
-    """One running window; thread-safe against its own poller."""
+class CounterWindow(PolledWindow[CounterChannel]):
+    """One running window over counters; thread-safe against its own poller."""
 
     def __init__(self, meter: CounterMeter) -> None:
-        self._meter = meter
-        self._lock = threading.Lock()
+        super().__init__(meter)
         self._started_s, self._last = self._read_all()
         self._units = [0] * len(meter.channels)
         self._changes = [0] * len(meter.channels)
         self._change_times_s: list[float] = []  # of the first channel: the cadence
         self._ended_s = self._started_s
-        self._result: EnergyReading | EnergyUnavailable | None = None
-        self._poller = meter.poller(self.poll)
+        self._start_polling()
 
     def _read_all(self) -> tuple[float, list[int]]:
-        before = self._meter.clock()
+        before = self._clock()
         values = [channel.read() for channel in self._meter.channels]
-        return (before + self._meter.clock()) / 2, values  # midpoint of a read of ~4 ms per GPU
+        return (before + self._clock()) / 2, values  # midpoint of a read of ~4 ms per GPU
 
     def poll(self) -> None:
         """Read every counter once and account the deltas (the poller calls this)."""
@@ -92,43 +88,23 @@ class CounterWindow:
             self._ended_s = now_s
 
     def elapsed_s(self) -> float:
-        return self._meter.clock() - self._started_s
+        return self._clock() - self._started_s
 
     def updates(self) -> int:
         """Counter updates seen so far by the device that updated least."""
         with self._lock:
             return min(self._changes)
 
-    def stop(self) -> EnergyReading | EnergyUnavailable:
-        """End the window (idempotent: a second call returns the same reading)."""
-        if self._result is None:
-            self._result = self._finish()
-        return self._result
-
-    def _finish(self) -> EnergyReading | EnergyUnavailable:
-        meter = self._meter
-        failed = self._poller.finish() if self._poller is not None else None
-        if failed is not None:
-            return EnergyUnavailable(failed, meter.method)
-        try:
-            self.poll()
-        except NotReadable as exc:
-            return EnergyUnavailable(exc.reason, meter.method)
+    def _reading(self) -> EnergyReading:
+        channels = self._meter.channels
         per_device_j = {
             channel.device.uuid: units * channel.unit_j
-            for channel, units in zip(meter.channels, self._units, strict=True)
+            for channel, units in zip(channels, self._units, strict=True)
         }
-        window_s = self._ended_s - self._started_s
-        updates = min(self._changes)
         gaps = [b - a for a, b in itertools.pairwise(self._change_times_s)]
-        return EnergyReading(
-            method=meter.method,
-            window_s=window_s,
-            energy_j=sum(per_device_j.values()),
-            per_device_j=per_device_j,
-            devices=meter.devices,
-            updates=updates,
-            idle_power_w=meter.idle.total_w(meter.devices) if meter.idle else None,
-            short_window=updates < meter.min_updates,
+        return self._meter.reading(
+            per_device_j,
+            self._ended_s - self._started_s,
+            min(self._changes),
             update_interval_s=statistics.median(gaps) if gaps else None,
         )

@@ -13,6 +13,8 @@ from typing import Generic, Protocol, TypeVar
 
 from pytest_llmbench.energy.base import (
     DeviceInfo,
+    EnergyReading,
+    EnergyUnavailable,
     EnergyWindow,
     IdleBaseline,
     NotReadable,
@@ -130,6 +132,29 @@ class PolledMeter(Generic[C]):
         poller.start()
         return poller
 
+    def reading(
+        self,
+        per_device_j: dict[str, float],
+        window_s: float,
+        updates: int,
+        *,
+        sample_interval_s: float | None = None,
+        update_interval_s: float | None = None,
+    ) -> EnergyReading:
+        """The reading of a finished window: totals, idle baseline and the short-window flag."""
+        return EnergyReading(
+            method=self.method,
+            window_s=window_s,
+            energy_j=sum(per_device_j.values()),
+            per_device_j=per_device_j,
+            devices=self.devices,
+            updates=updates,
+            idle_power_w=self.idle.total_w(self.devices) if self.idle else None,
+            short_window=updates < self.min_updates,
+            sample_interval_s=sample_interval_s,
+            update_interval_s=update_interval_s,
+        )
+
     def describe(self) -> str:
         detail = f"{self.polling} every {self.interval_s * 1e3:.0f} ms"
         return describe_meter(self.method, self.devices, self.min_updates, self.idle, detail)
@@ -139,3 +164,43 @@ class PolledMeter(Generic[C]):
         if self._on_close is not None:
             self._on_close()
             self._on_close = None
+
+
+class PolledWindow(Generic[C]):
+    """A window's life: reads in the background, then one last read at ``stop()``.
+
+    Subclasses take their first read, then call ``_start_polling()``; they give ``poll()`` (one
+    read of every channel) and ``_reading()`` (the result once the poller has stopped).
+    """
+
+    def __init__(self, meter: PolledMeter[C]) -> None:
+        self._meter = meter
+        self._clock = meter.clock
+        self._lock = threading.Lock()
+        self._poller: Poller | None = None
+        self._result: EnergyReading | EnergyUnavailable | None = None
+
+    def _start_polling(self) -> None:
+        self._poller = self._meter.poller(self.poll)
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def _reading(self) -> EnergyReading:
+        raise NotImplementedError
+
+    def stop(self) -> EnergyReading | EnergyUnavailable:
+        """End the window (idempotent: a second call returns the same reading)."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> EnergyReading | EnergyUnavailable:
+        failed = self._poller.finish() if self._poller is not None else None
+        if failed is not None:
+            return EnergyUnavailable(failed, self._meter.method)
+        try:
+            self.poll()  # the last read marks the end
+        except NotReadable as exc:
+            return EnergyUnavailable(exc.reason, self._meter.method)
+        return self._reading()

@@ -9,7 +9,6 @@ exact than the counter; docs/energy.md says by how much on which GPUs.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,13 +16,12 @@ from typing import Protocol
 from pytest_llmbench.energy.base import (
     DeviceInfo,
     EnergyReading,
-    EnergyUnavailable,
     EnergyWindow,
     NotReadable,
     min_polls,
 )
 from pytest_llmbench.energy.gpus import Nvml, NvmlGpu
-from pytest_llmbench.energy.poller import PolledMeter
+from pytest_llmbench.energy.poller import PolledMeter, PolledWindow
 
 METHOD = "nvml-power"
 DEFAULT_SAMPLE_INTERVAL_S = 0.05
@@ -81,27 +79,25 @@ class PowerMeter(PolledMeter[PowerChannel]):
         return PowerWindow(self)
 
 
-class PowerWindow:
+class PowerWindow(PolledWindow[PowerChannel]):
     """One running window of samples; thread-safe against its own poller."""
 
     def __init__(self, meter: PowerMeter) -> None:
-        self._meter = meter
-        self._lock = threading.Lock()
+        super().__init__(meter)
         self._times_s: list[list[float]] = [[] for _ in meter.channels]
         self._power_w: list[list[float]] = [[] for _ in meter.channels]
         self._samples = 0
-        self._result: EnergyReading | EnergyUnavailable | None = None
         self.poll()  # the first sample marks the start
         self._started_s = self._times_s[0][0]
-        self._poller = meter.poller(self.poll)
+        self._start_polling()
 
     def poll(self) -> None:
         """Take one sample of every device, each stamped with the midpoint of its own read."""
         sweep = []
         for channel in self._meter.channels:
-            before = self._meter.clock()
+            before = self._clock()
             power_w = channel.read_w()
-            sweep.append(((before + self._meter.clock()) / 2, power_w))
+            sweep.append(((before + self._clock()) / 2, power_w))
         with self._lock:
             for i, (t_s, power_w) in enumerate(sweep):
                 self._times_s[i].append(t_s)
@@ -109,45 +105,25 @@ class PowerWindow:
             self._samples += 1
 
     def elapsed_s(self) -> float:
-        return self._meter.clock() - self._started_s
+        return self._clock() - self._started_s
 
     def updates(self) -> int:
         """Samples taken so far (the start sample included)."""
         with self._lock:
             return self._samples
 
-    def stop(self) -> EnergyReading | EnergyUnavailable:
-        """End the window (idempotent: a second call returns the same reading)."""
-        if self._result is None:
-            self._result = self._finish()
-        return self._result
-
-    def _finish(self) -> EnergyReading | EnergyUnavailable:
-        meter = self._meter
-        failed = self._poller.finish() if self._poller is not None else None
-        if failed is not None:
-            return EnergyUnavailable(failed, meter.method)
-        try:
-            self.poll()  # the last sample marks the end
-        except NotReadable as exc:
-            return EnergyUnavailable(exc.reason, meter.method)
+    def _reading(self) -> EnergyReading:
         per_device_j = {
             channel.device.uuid: trapezoid_j(times_s, power_w)
             for channel, times_s, power_w in zip(
-                meter.channels, self._times_s, self._power_w, strict=True
+                self._meter.channels, self._times_s, self._power_w, strict=True
             )
         }
-        times_s = self._times_s[0]
-        window_s = times_s[-1] - times_s[0]
-        return EnergyReading(
-            method=meter.method,
-            window_s=window_s,
-            energy_j=sum(per_device_j.values()),
-            per_device_j=per_device_j,
-            devices=meter.devices,
-            updates=self._samples,
-            idle_power_w=meter.idle.total_w(meter.devices) if meter.idle else None,
-            short_window=self._samples < meter.min_updates,
+        window_s = self._times_s[0][-1] - self._times_s[0][0]
+        return self._meter.reading(
+            per_device_j,
+            window_s,
+            self._samples,
             sample_interval_s=window_s / (self._samples - 1),
         )
 
