@@ -37,7 +37,9 @@ class ResultCollector:
         from pytest_llmbench.report.json_report import build_report
 
         finished = _now() if complete else None
-        return build_report(self.results, complete=complete, started_at=self.started_at, finished_at=finished)
+        return build_report(
+            self.results, complete=complete, started_at=self.started_at, finished_at=finished
+        )
 
     def write(self, report: dict[str, Any]) -> None:
         if self.json_path:
@@ -51,7 +53,7 @@ class ResultCollector:
         added = False
         for key, value in report.user_properties:
             if key == USER_PROPERTY:
-                data: dict[str, Any] = value if isinstance(value, dict) else json.loads(value)
+                data: dict[str, Any] = value if isinstance(value, dict) else json.loads(str(value))
                 self.results.append(BenchmarkResult.from_dict(data))
                 added = True
         if added:

@@ -35,9 +35,27 @@ def add_options(parser: pytest.Parser) -> None:
         help="Backend(s) to benchmark: pytorch, vllm, sglang, tensorrt, openai or auto "
         "(vllm when CUDA and vLLM are present, else pytorch). Repeatable or comma-separated.",
     )
-    option("--llm-model", None, "", metavar="DIR", help="Local model directory (default: the embedded tiny model).")
-    option("--llm-config", None, "", metavar="YAML", help="Experiment config file (see docs/configuration.md).")
-    option("--llm-preset", None, "", metavar="NAME", help="A shipped preset from configs/presets/, applied first.")
+    option(
+        "--llm-model",
+        None,
+        "",
+        metavar="DIR",
+        help="Local model directory (default: the embedded tiny model).",
+    )
+    option(
+        "--llm-config",
+        None,
+        "",
+        metavar="YAML",
+        help="Experiment config file (see docs/configuration.md).",
+    )
+    option(
+        "--llm-preset",
+        None,
+        "",
+        metavar="NAME",
+        help="A shipped preset from configs/presets/, applied first.",
+    )
     option(
         "--llm-set",
         "args",
@@ -46,9 +64,24 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="KEY=VALUE",
         help="Override one config key, e.g. --llm-set decoder.temperature=0.7 (repeatable).",
     )
-    option("--llm-device", None, "", choices=DEVICES, help="Where the pytorch backend runs (default auto).")
-    option("--llm-repeat", None, "", type=int, metavar="N", help="Measured repetitions per benchmark.")
-    option("--llm-warmup", None, "", type=int, metavar="N", help="Unmeasured warm-up runs per benchmark.")
+    option(
+        "--llm-device",
+        None,
+        "",
+        choices=DEVICES,
+        help="Where the pytorch backend runs (default auto).",
+    )
+    option(
+        "--llm-repeat", None, "", type=int, metavar="N", help="Measured repetitions per benchmark."
+    )
+    option(
+        "--llm-warmup",
+        None,
+        "",
+        type=int,
+        metavar="N",
+        help="Unmeasured warm-up runs per benchmark.",
+    )
     option("--llm-json", None, "", metavar="PATH", help="Write the JSON report here (atomically).")
     option(
         "--llm-ignore-backend-warnings",
@@ -96,7 +129,8 @@ def add_options(parser: pytest.Parser) -> None:
         "",
         type=float,
         metavar="S",
-        help="Seconds of idle baseline per device before the first engine loads (default 5; 0: none).",
+        help="Seconds of idle baseline per device before the first engine loads "
+        "(default 5; 0: none).",
     )
     option(
         "--llm-energy-idle-max-age",
@@ -106,9 +140,16 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="S",
         help="Reuse a cached idle baseline of the same GPUs up to this age (default 86400 s).",
     )
-    option("--llm-compare", None, "", nargs="?", const="", metavar="BASELINE",
-           help="Compare with a baseline report: a path, a saved run number or name, or the "
-           "latest saved run when no value is given.")
+    option(
+        "--llm-compare",
+        None,
+        "",
+        nargs="?",
+        const="",
+        metavar="BASELINE",
+        help="Compare with a baseline report: a path, a saved run number or name, or the "
+        "latest saved run when no value is given.",
+    )
     option(
         "--llm-fail-on",
         "args",
@@ -125,9 +166,27 @@ def add_options(parser: pytest.Parser) -> None:
         action="store_true",
         help="Allow comparing or merging results of different backends (labelled as mixed).",
     )
-    option("--llm-save", None, "", metavar="NAME", help="Save the report in the storage folder under NAME.")
-    option("--llm-autosave", "bool", False, action="store_true", help="Save every run in the storage folder.")
-    option("--llm-storage", None, "", metavar="DIR", help="Storage folder of saved runs (default .llmbench).")
+    option(
+        "--llm-save",
+        None,
+        "",
+        metavar="NAME",
+        help="Save the report in the storage folder under NAME.",
+    )
+    option(
+        "--llm-autosave",
+        "bool",
+        False,
+        action="store_true",
+        help="Save every run in the storage folder.",
+    )
+    option(
+        "--llm-storage",
+        None,
+        "",
+        metavar="DIR",
+        help="Storage folder of saved runs (default .llmbench).",
+    )
     for name, _dest, help_text, extra in OPENAI_OPTION_SPECS:
         option(name, None, "", help=help_text, **extra)
     option(
@@ -135,7 +194,8 @@ def add_options(parser: pytest.Parser) -> None:
         None,
         "skip",
         choices=UNSUPPORTED_POLICIES,
-        help="When the config sets a parameter a backend lacks: skip its tests (default), error, or warn.",
+        help="When the config sets a parameter a backend lacks: skip its tests (default), "
+        "error, or warn.",
     )
 
 
@@ -221,7 +281,9 @@ def read_options(config: pytest.Config) -> Options:
         raise ConfigError("llm_device", f"{device!r} is not one of {', '.join(DEVICES)}")
     unsupported = _value(config, "llm_unsupported") or "skip"
     if unsupported not in UNSUPPORTED_POLICIES:
-        raise ConfigError("llm_unsupported", f"{unsupported!r} is not one of {', '.join(UNSUPPORTED_POLICIES)}")
+        raise ConfigError(
+            "llm_unsupported", f"{unsupported!r} is not one of {', '.join(UNSUPPORTED_POLICIES)}"
+        )
     repeat = _int(config, "llm_repeat", "--llm-repeat")
     if repeat == 0:
         raise ConfigError("--llm-repeat", "0 is not >= 1")
@@ -241,7 +303,8 @@ def read_options(config: pytest.Config) -> Options:
         openai=options_from_getoption(lambda dest: _typed(config, dest)),
         energy=_energy_options(config),
         baseline=BaselineOptions(
-            compare=config.getoption("llm_compare") if config.getoption("llm_compare") is not None
+            compare=config.getoption("llm_compare")
+            if config.getoption("llm_compare") is not None
             else (config.getini("llm_compare") or None),
             fail_on=tuple(_value(config, "llm_fail_on") or ()),
             allow_mixed=bool(_value(config, "llm_allow_mixed_backends")),
@@ -277,5 +340,7 @@ def _energy_options(config: pytest.Config) -> EnergyOptions:
         min_updates=_int(config, "llm_min_energy_window", "--llm-min-energy-window"),
         interval_s=interval,
         idle_s=_float(config, "llm_energy_idle", "--llm-energy-idle", 5.0),
-        idle_max_age_s=_float(config, "llm_energy_idle_max_age", "--llm-energy-idle-max-age", 86400.0),
+        idle_max_age_s=_float(
+            config, "llm_energy_idle_max_age", "--llm-energy-idle-max-age", 86400.0
+        ),
     )

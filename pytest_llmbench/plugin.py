@@ -7,12 +7,17 @@ that select no backend stay fast.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_llmbench import hookspecs
-from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError, UnsupportedParameter
+from pytest_llmbench.errors import (
+    BackendUnavailable,
+    ConfigError,
+    EngineError,
+    UnsupportedParameter,
+)
 from pytest_llmbench.options import add_options, read_options
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
 
@@ -74,7 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         except LLMBenchError as exc:
             raise pytest.UsageError(str(exc)) from None
-        config.pluginmanager.register(ResultCollector(options.json_path, plan), ResultCollector.PLUGIN_NAME)
+        config.pluginmanager.register(
+            ResultCollector(options.json_path, plan), ResultCollector.PLUGIN_NAME
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -8,8 +8,10 @@ one of them is alive at a time, so that, e.g., vLLM and TensorRT-LLM never share
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import Backend, BackendSpec, EngineInfo
@@ -66,7 +68,7 @@ class LLMBenchSession:
     @classmethod
     def create(cls, options: Options, registry: Registry) -> LLMBenchSession:
         """Validate everything the user typed; raises ConfigError with the field named."""
-        overrides = [parse_override(o) for o in options.overrides]
+        overrides: list[Mapping[str, Any]] = [parse_override(o) for o in options.overrides]
         cli: dict[str, object] = {}
         if options.model:
             cli["model_name"] = options.model
@@ -88,7 +90,11 @@ class LLMBenchSession:
             _check_model_dir(config.model_name)
         for name in options.backends:
             registry.check_name(name)
-        backends = tuple(dict.fromkeys(registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends))
+        backends = tuple(
+            dict.fromkeys(
+                registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends
+            )
+        )
         return cls(options=options, config=config, registry=registry, backends=backends)
 
     # -- model ---------------------------------------------------------------------------------
@@ -146,7 +152,11 @@ class LLMBenchSession:
             self._close_own_process_engines()
         self.measure_idle_before_engines()
         spec = BackendSpec(
-            model, self.config, compat.translate(self.config, name), device, options={"openai": self.options.openai}
+            model,
+            self.config,
+            compat.translate(self.config, name),
+            device,
+            options={"openai": self.options.openai},
         )
         backend = self._build(name, backend_cls, spec)
         try:
@@ -229,7 +239,9 @@ class LLMBenchSession:
 
     def _meter_for(self, info: EngineInfo) -> tuple[EnergyMeter, str]:
         if info.device == "remote":
-            meter = UnavailableMeter("the server runs elsewhere: its energy is not measurable from here")
+            meter = UnavailableMeter(
+                "the server runs elsewhere: its energy is not measurable from here"
+            )
             return meter, meter.describe()
         return self._select(info.cuda_devices if info.device == "cuda" else ())
 
@@ -269,6 +281,10 @@ def _close_quietly(backend: Backend) -> None:
 def _check_model_dir(path: str) -> None:
     p = Path(path)
     if not p.is_dir():
-        raise ConfigError("model_name", f"{path!r} is not a local directory (models are never downloaded)")
+        raise ConfigError(
+            "model_name", f"{path!r} is not a local directory (models are never downloaded)"
+        )
     if not (p / "config.json").is_file():
-        raise ConfigError("model_name", f"{path!r} has no config.json; expected a HuggingFace model directory")
+        raise ConfigError(
+            "model_name", f"{path!r} has no config.json; expected a HuggingFace model directory"
+        )

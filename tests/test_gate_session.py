@@ -50,7 +50,11 @@ def test_significant_regression_fails_with_its_own_exit_code(measured: pytest.Py
     base = json.loads((measured.path / "base.json").read_text())
     (measured.path / "faster.json").write_text(json.dumps(_scaled_baseline(base, 0.5)))
     result = measured.runpytest(
-        *measured.args, "--llm-compare", "faster.json", "--llm-fail-on", "output_throughput:-10%"  # type: ignore[attr-defined]
+        *measured.args,
+        "--llm-compare",
+        "faster.json",
+        "--llm-fail-on",
+        "output_throughput:-10%",  # type: ignore[attr-defined]
     )
     assert result.ret == EXIT_REGRESSION
     result.stdout.fnmatch_lines(["*llmbench comparison*", "*output_throughput*regression*"])
@@ -60,12 +64,18 @@ def test_change_within_threshold_passes(measured: pytest.Pytester) -> None:
     base = json.loads((measured.path / "base.json").read_text())
     (measured.path / "faster.json").write_text(json.dumps(_scaled_baseline(base, 0.5)))
     result = measured.runpytest(
-        *measured.args, "--llm-compare", "faster.json", "--llm-fail-on", "output_throughput:-80%"  # type: ignore[attr-defined]
+        *measured.args,
+        "--llm-compare",
+        "faster.json",
+        "--llm-fail-on",
+        "output_throughput:-80%",  # type: ignore[attr-defined]
     )
     assert result.ret == pytest.ExitCode.OK
 
 
-def test_corrupt_baseline_is_a_usage_error_before_any_benchmark(echo_pytester: pytest.Pytester) -> None:
+def test_corrupt_baseline_is_a_usage_error_before_any_benchmark(
+    echo_pytester: pytest.Pytester,
+) -> None:
     (echo_pytester.path / "bad.json").write_text('{"schema_version": 1, "results": [')
     result = echo_pytester.runpytest("--llm-backend", "echo", "--llm-compare", "bad.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -75,7 +85,9 @@ def test_corrupt_baseline_is_a_usage_error_before_any_benchmark(echo_pytester: p
 
 
 def test_fail_on_without_baseline_is_refused(echo_pytester: pytest.Pytester) -> None:
-    result = echo_pytester.runpytest("--llm-backend", "echo", "--llm-fail-on", "output_throughput:-3%")
+    result = echo_pytester.runpytest(
+        "--llm-backend", "echo", "--llm-fail-on", "output_throughput:-3%"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--llm-fail-on: needs a baseline" in result.stderr.str()
 
