@@ -82,9 +82,12 @@ def test_sharding_becomes_tp_or_pp() -> None:
     assert tp["tp_size"] == 4 and "pp_size" not in tp
     pp = kwargs("sharding.strategy=pipeline_parallel", "sharding.num_devices=2")
     assert pp["pp_size"] == 2 and "tp_size" not in pp
-    assert kwargs("sharding.strategy=tensor_parallel", "sharding.num_devices=4", "sglang.tp_size=4")[
-        "tp_size"
-    ] == 4
+    assert (
+        kwargs("sharding.strategy=tensor_parallel", "sharding.num_devices=4", "sglang.tp_size=4")[
+            "tp_size"
+        ]
+        == 4
+    )
 
 
 def test_speculative_options() -> None:
@@ -193,7 +196,10 @@ def test_forced_length_per_request() -> None:
         "ignore_eos": True,
     }
     # A minimum below the maximum lets EOS end the request after the minimum.
-    assert sglang_args.for_request({}, request(16, 4)) == {"max_new_tokens": 16, "min_new_tokens": 4}
+    assert sglang_args.for_request({}, request(16, 4)) == {
+        "max_new_tokens": 16,
+        "min_new_tokens": 4,
+    }
     assert sglang_args.for_request({}, request(16, 0)) == {"max_new_tokens": 16}
 
 

@@ -90,9 +90,7 @@ def test_engine_only_keys_select_the_tensorrt_engine_llm(override: str, expected
 
 def test_prebuilt_engine_directory_is_the_model_and_the_hf_dir_the_tokenizer() -> None:
     got = plan("tensorrt.engine_dir=/engines/llama")
-    assert got == tensorrt_args.LlmPlan(
-        "tensorrt", {"model": "/engines/llama", "tokenizer": MODEL}
-    )
+    assert got == tensorrt_args.LlmPlan("tensorrt", {"model": "/engines/llama", "tokenizer": MODEL})
 
 
 def test_sharding_becomes_tp_or_pp() -> None:
