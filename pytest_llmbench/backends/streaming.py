@@ -2,19 +2,20 @@
 
 Engines stream either cumulative outputs (every token so far) or deltas; both report how many
 tokens a request has produced. ``TokenClock`` turns successive counts into one host timestamp per
-new token (``time.perf_counter``), which is what ``Completion.token_times_s`` holds.
+new token (``time.perf_counter``), which is what ``Completion.token_times_s`` holds. Arrivals and
+the concurrency cap are ``workload.traffic.run_schedule``'s job, re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_llmbench.backends.base import Completion, GenerationRequest, Schedule
+from pytest_llmbench.backends.base import Completion, GenerationRequest
+from pytest_llmbench.workload.traffic import run_schedule
 
-Send = Callable[[GenerationRequest], Awaitable[Completion]]
+__all__ = ["TokenClock", "run_schedule"]
 
 
 @dataclass
@@ -55,59 +56,3 @@ class TokenClock:
             output_token_ids=tuple(self.token_ids[: len(times)]),
             error=error,
         )
-
-
-async def run_schedule(
-    schedule: Schedule, requests: Sequence[GenerationRequest], send: Send
-) -> list[Completion]:
-    """Send ``requests`` on ``schedule`` (arrival offsets, concurrency cap); request order kept.
-
-    Delegates to ``workload.traffic.run_schedule``, the one driver of the project. Until that
-    module is merged here, a minimal equivalent with the same contract runs instead.
-    """
-    try:
-        traffic = importlib.import_module("pytest_llmbench.workload.traffic")
-    except ImportError:
-        return await _run_schedule_minimal(schedule, requests, send)
-    completions: list[Completion] = await traffic.run_schedule(schedule, requests, send)
-    return completions
-
-
-async def _run_schedule_minimal(
-    schedule: Schedule, requests: Sequence[GenerationRequest], send: Send
-) -> list[Completion]:
-    import asyncio
-
-    offsets = schedule.arrival_offsets_s
-    if offsets is not None and len(offsets) < len(requests):
-        raise ValueError(
-            f"schedule has {len(offsets)} arrival offsets for {len(requests)} requests"
-        )
-    slots = asyncio.Semaphore(schedule.max_concurrency) if schedule.max_concurrency else None
-    start = time.perf_counter()
-
-    async def guarded(request: GenerationRequest) -> Completion:
-        sent = time.perf_counter()
-        try:
-            return await send(request)
-        except Exception as exc:  # one broken request is a failed Completion, not a crashed run
-            return Completion(
-                request.request_id,
-                request.input_tokens,
-                0,
-                sent,
-                time.perf_counter(),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-
-    async def one(i: int, request: GenerationRequest) -> Completion:
-        if offsets is not None:
-            delay = start + offsets[i] - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        if slots is None:
-            return await guarded(request)
-        async with slots:
-            return await guarded(request)
-
-    return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))

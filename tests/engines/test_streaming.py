@@ -1,16 +1,12 @@
-"""TokenClock: per-token timestamps from streamed counts; the schedule driver the engines use."""
+"""TokenClock: per-token timestamps from streamed counts (the driver is tested in tests/openai)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmbench.backends import streaming
-from pytest_llmbench.backends.base import Completion, GenerationRequest, Schedule
+from pytest_llmbench.backends.base import GenerationRequest
 
 REQ = GenerationRequest("r", (1, 2), 8, 8)
 
@@ -41,23 +37,3 @@ def test_an_error_ends_the_completion_now() -> None:
     clock.update(1, [1])
     done = clock.completion(error="boom")
     assert done.error == "boom" and done.end_s >= done.token_times_s[0]
-
-
-async def _send(request: GenerationRequest) -> Completion:
-    start = time.perf_counter()
-    if request.request_id == "bad":
-        raise RuntimeError("engine said no")
-    await asyncio.sleep(0.01)
-    return Completion(request.request_id, request.input_tokens, 1, start, time.perf_counter())
-
-
-@pytest.mark.parametrize("driver", [streaming.run_schedule, streaming._run_schedule_minimal])
-def test_driver_keeps_order_cap_and_offsets_and_turns_errors_into_data(driver) -> None:
-    reqs = [GenerationRequest(i, (1,), 1, 1) for i in ("a", "bad", "c")]
-    capped = asyncio.run(driver(Schedule(max_concurrency=1), reqs, _send))
-    assert [c.request_id for c in capped] == ["a", "bad", "c"]
-    assert capped[1].error == "RuntimeError: engine said no"
-    assert capped[2].start_s >= capped[0].end_s
-    t0 = time.perf_counter()
-    timed = asyncio.run(driver(Schedule(arrival_offsets_s=(0.0, 0.0, 0.05)), reqs, _send))
-    assert timed[2].start_s - t0 >= 0.05
