@@ -85,7 +85,36 @@ def _tp_size(value: str, config: ExperimentConfig) -> int:
     return config.sharding.num_devices if value == "tensor_parallel" else 1
 
 
+def _parallel_sizes(tp_name: str, pp_name: str) -> Convert:
+    """sharding.strategy -> {tp_name: n} or {pp_name: n}; {} when the model is not sharded."""
+
+    def convert(value: str, config: ExperimentConfig) -> dict[str, int]:
+        n = config.sharding.num_devices
+        if value == "tensor_parallel":
+            return {tp_name: n}
+        if value == "pipeline_parallel":
+            return {pp_name: n}
+        return {}
+
+    return convert
+
+
+# TensorRT-LLM decodes greedily when top_k is 1 (or unset) and top_p is unset
+# (SamplingParams._greedy_decoding); it has no do_sample flag and documents temperature > 0 only.
+# None means "leave the engine's own default": the tensorrt argument builder drops it.
+def _trt_greedy_none(value: Any, config: ExperimentConfig) -> Any:
+    return None if config.decoder.greedy else value
+
+
+def _trt_top_k(value: int, config: ExperimentConfig) -> int | None:
+    if config.decoder.greedy:
+        return 1
+    return value or None  # None: the runtime's 0, all logits
+
+
 _TOP_K_NOTE = "0 (disabled) becomes -1, the engine's 'disabled'"
+_IGNORE_EOS_NOTE = "with ignore_eos=True when it equals max_output_tokens"
+_TRT_GREEDY_NOTE = "greedy is top_k=1 with top_p/temperature left unset (TensorRT-LLM's greedy)"
 _GREEDY_NOTE = "greedy is expressed as temperature 0 (no do_sample flag)"
 _BATCH_HINT = "a hint: the engine batches continuously; sets the max concurrent sequences"
 
@@ -135,10 +164,10 @@ MATRIX: tuple[Row, ...] = (
                 "sampling.min_tokens", lambda v, c: c.forced_min_tokens, "with ignore_eos=True"
             ),
             "sglang": translated(
-                "sampling.min_new_tokens", lambda v, c: c.forced_min_tokens, "with ignore_eos=True"
+                "sampling.min_new_tokens", lambda v, c: c.forced_min_tokens, _IGNORE_EOS_NOTE
             ),
             "tensorrt": translated(
-                "sampling.min_tokens", lambda v, c: c.forced_min_tokens, "with ignore_eos=True"
+                "sampling.min_tokens", lambda v, c: c.forced_min_tokens, _IGNORE_EOS_NOTE
             ),
             "openai": translated(
                 "sampling.min_tokens",
@@ -153,7 +182,9 @@ MATRIX: tuple[Row, ...] = (
         {
             "pytorch": same("sampling.seed", "torch.manual_seed before each run"),
             "vllm": same("sampling.seed"),
-            "sglang": same("sampling.sampling_seed"),
+            "sglang": translated(
+                "engine.random_seed", None, "ServerArgs.random_seed: one seed for the engine"
+            ),
             "tensorrt": same("sampling.seed"),
             "openai": same("sampling.seed"),
         },
@@ -165,7 +196,7 @@ MATRIX: tuple[Row, ...] = (
             "pytorch": same("sampling.do_sample"),
             "vllm": translated(None, None, _GREEDY_NOTE),
             "sglang": translated(None, None, _GREEDY_NOTE),
-            "tensorrt": translated(None, None, _GREEDY_NOTE),
+            "tensorrt": translated(None, None, _TRT_GREEDY_NOTE),
             "openai": translated(None, None, _GREEDY_NOTE),
         },
     ),
@@ -178,14 +209,19 @@ MATRIX: tuple[Row, ...] = (
             ),
             "vllm": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
             "sglang": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
-            "tensorrt": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
+            "tensorrt": translated("sampling.temperature", _trt_greedy_none, "unset when greedy"),
             "openai": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
         },
     ),
     Row(
         "decoder.top_p",
         "Nucleus sampling",
-        {b: same("sampling.top_p") for b in BACKENDS},
+        {
+            **{b: same("sampling.top_p") for b in BACKENDS},
+            "tensorrt": translated(
+                "sampling.top_p", _trt_greedy_none, "unset when greedy; 1.0 passed when sampling"
+            ),
+        },
     ),
     Row(
         "decoder.top_k",
@@ -194,7 +230,9 @@ MATRIX: tuple[Row, ...] = (
             "pytorch": same("sampling.top_k", "0 disables"),
             "vllm": translated("sampling.top_k", _top_k_minus_one, _TOP_K_NOTE),
             "sglang": translated("sampling.top_k", _top_k_minus_one, _TOP_K_NOTE),
-            "tensorrt": same("sampling.top_k", "0 disables"),
+            "tensorrt": translated(
+                "sampling.top_k", _trt_top_k, "1 when greedy; 0 left unset (all)"
+            ),
             "openai": translated(
                 "sampling.top_k", _top_k_minus_one, "vLLM/SGLang extension; " + _TOP_K_NOTE
             ),
@@ -207,7 +245,11 @@ MATRIX: tuple[Row, ...] = (
             "pytorch": same("sampling.min_p"),
             "vllm": same("sampling.min_p"),
             "sglang": same("sampling.min_p"),
-            "tensorrt": same("sampling.min_p", "pytorch backend of the LLM API"),
+            "tensorrt": translated(
+                "sampling.min_p",
+                _trt_greedy_none,
+                "unset when greedy; pytorch backend of the LLM API",
+            ),
             "openai": same("sampling.min_p", "vLLM/SGLang extension"),
         },
     ),
@@ -304,8 +346,14 @@ MATRIX: tuple[Row, ...] = (
                 "device_map='auto' (layers split over GPUs, run in turn)",
             ),
             "vllm": translated("engine.tensor_parallel_size", _tp_size, "tensor_parallel_size"),
-            "sglang": translated("engine.tp_size", _tp_size, "tp_size"),
-            "tensorrt": translated("engine.tensor_parallel_size", _tp_size, "tensor_parallel_size"),
+            "sglang": translated(
+                "engine.parallel", _parallel_sizes("tp_size", "pp_size"), "tp_size or pp_size"
+            ),
+            "tensorrt": translated(
+                "engine.parallel",
+                _parallel_sizes("tensor_parallel_size", "pipeline_parallel_size"),
+                "tensor_parallel_size or pipeline_parallel_size",
+            ),
             "openai": unsupported("fixed by the server when it starts"),
         },
     ),

@@ -132,7 +132,10 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
         p for marker in request.node.iter_markers("llm_requires") for p in marker.args
     )
     try:
-        reason = session.check_parameters(name, required)
+        # A missing engine is the first thing to say: it explains every test of that backend.
+        reason = session.registry.unavailable_reason(name) or session.check_parameters(
+            name, required
+        )
         if reason:
             pytest.skip(reason)
         return session.engine(name)

@@ -179,7 +179,9 @@ class LLMBenchSession:
         if backend_cls.capabilities.own_process:
             from pytest_llmbench.backends.host import HostedBackend
 
-            return HostedBackend(name, spec)
+            # The class, not the name: the child process has no pytest hooks, so a backend
+            # registered through pytest_llmbench_register_backends has no name there.
+            return HostedBackend(backend_cls, spec)
         return backend_cls(spec)
 
     def _device_for(self, name: str) -> str:

@@ -161,7 +161,7 @@ def server_settings(config: Any, kind: str) -> dict[str, object]:
     elif kind == "sglang":
         settings.update(
             dtype=translated.get("dtype"),
-            tp_size=translated.get("tp_size"),
+            **translated.get("parallel", {}),  # tp_size or pp_size (compat.py)
             max_running_requests=translated.get("max_running_requests"),
             chunked_prefill_size=translated.get("chunked_prefill_size"),
         )
@@ -169,7 +169,7 @@ def server_settings(config: Any, kind: str) -> dict[str, object]:
         settings.update(config.sglang.extra)
     elif kind == "tensorrt":
         settings.update(
-            tensor_parallel_size=translated.get("tensor_parallel_size"),
+            **translated.get("parallel", {}),  # tensor_ or pipeline_parallel_size (compat.py)
             max_batch_size=translated.get("max_batch_size"),
             max_num_tokens=translated.get("max_num_tokens"),
         )

@@ -1,0 +1,85 @@
+"""Without the engine installed, every engine test skips with the install hint (issue #7)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench.backends.base import Backend
+from pytest_llmbench.backends.registry import Registry
+from pytest_llmbench.backends.sglang import SglangBackend
+from pytest_llmbench.backends.tensorrt import TensorrtBackend
+
+BENCHMARKS = Path(__file__).parent.parent.parent / "benchmarks"
+ENGINES = [
+    (
+        "sglang",
+        SglangBackend,
+        "sglang",
+        "sglang is not installed: pip install pytest-llmbench[sglang]",
+    ),
+    (
+        "tensorrt",
+        TensorrtBackend,
+        "tensorrt_llm",
+        "tensorrt_llm is not installed: pip install pytest-llmbench[tensorrt]",
+    ),
+]
+
+
+def _fake_find_spec(monkeypatch: pytest.MonkeyPatch, module: str, present: bool) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        if name == module:
+            return ModuleSpec(name, None) if present else None
+        return real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.parametrize(("name", "cls", "module", "message"), ENGINES)
+def test_check_available_is_the_install_hint_when_absent(
+    monkeypatch: pytest.MonkeyPatch, name: str, cls: type[Backend], module: str, message: str
+) -> None:
+    _fake_find_spec(monkeypatch, module, present=False)
+    assert cls.check_available() == message
+    assert Registry().unavailable_reason(name) == message
+    _fake_find_spec(monkeypatch, module, present=True)
+    assert cls.check_available() is None
+
+
+@pytest.mark.parametrize(("name", "cls", "module", "message"), ENGINES)
+def test_importing_the_adapter_never_imports_the_engine(
+    name: str, cls: type[Backend], module: str, message: str
+) -> None:
+    assert module not in sys.modules
+    assert Registry().load(name) is cls
+    assert cls.capabilities.own_process and cls.capabilities.streaming
+    assert cls.capabilities.timed_arrivals and cls.capabilities.tensor_parallel
+    assert cls.capabilities.own_batching
+
+
+@pytest.mark.parametrize(("name", "cls", "module", "message"), ENGINES)
+def test_benchmarks_skip_every_test_with_the_install_hint(
+    pytester: pytest.Pytester, name: str, cls: type[Backend], module: str, message: str
+) -> None:
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here; this checks a machine without it")
+    for source in BENCHMARKS.glob("*.py"):
+        shutil.copy(source, pytester.path / source.name)
+
+    result = pytester.runpytest("--llm-backend", name, "-rs", "-p", "no:cacheprovider")
+
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 4, result.stdout.str()
+    assert set(outcomes) <= {"skipped", "warnings"}, result.stdout.str()
+    skip_lines = [line for line in result.stdout.lines if line.startswith("SKIPPED [")]
+    counted = sum(int(line[len("SKIPPED [") :].split("]")[0]) for line in skip_lines)
+    assert counted == outcomes["skipped"]
+    assert all(line.endswith(message) for line in skip_lines), "\n".join(skip_lines)
