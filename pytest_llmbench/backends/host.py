@@ -83,7 +83,9 @@ def _describe_exit(code: int | None) -> str:
 
 
 # -- the child ---------------------------------------------------------------------------------
-def _child_main(conn: Any, target: str | type[Backend], spec: BackendSpec, log_path: str | None) -> None:
+def _child_main(
+    conn: Any, target: str | type[Backend], spec: BackendSpec, log_path: str | None
+) -> None:
     """Serve method calls from the parent until ``close`` or until the parent goes away."""
     if log_path:
         # Engine logs (and those of its own worker processes, which inherit the descriptors) go to
@@ -219,10 +221,9 @@ class HostedBackend(Backend):
     def close(self) -> None:
         """Close the engine in the child and wait for the child to exit; idempotent."""
         if self._dead is None and self._process.is_alive():
-            try:
+            # Closing a broken engine may fail: the process is ended below either way.
+            with contextlib.suppress(EngineError):
                 self._call("close", timeout_s=_CLOSE_GRACE_S)
-            except EngineError:
-                pass  # closing a broken engine: the process is ended below either way
         self._mark_dead("closed")
         self._process.join(_CLOSE_GRACE_S)
         _terminate(self._process)
@@ -273,10 +274,7 @@ class HostedBackend(Backend):
                 return cls(err["message"])
         if kind == "NotImplementedError":
             return NotImplementedError(err["message"])
-        if kind == "EngineError":
-            message = err["message"]
-        else:
-            message = f"{kind}: {err['message']}"
+        message = err["message"] if kind == "EngineError" else f"{kind}: {err['message']}"
         # The engine's state is unknown after a failure: end it; the caller starts a new one.
         self._mark_dead(f"{method} failed")
         _terminate(self._process)

@@ -69,7 +69,11 @@ def forced_length(max_tokens: int, min_tokens: int) -> dict[str, Any]:
     With min == max (the default) EOS is ignored so every request produces exactly ``max_tokens``;
     a smaller minimum keeps EOS live between the two.
     """
-    return {"max_tokens": max_tokens, "min_tokens": min_tokens, "ignore_eos": min_tokens >= max_tokens}
+    return {
+        "max_tokens": max_tokens,
+        "min_tokens": min_tokens,
+        "ignore_eos": min_tokens >= max_tokens,
+    }
 
 
 def _universal_sources() -> dict[str, str]:
@@ -152,7 +156,12 @@ def build_vllm_args(
                 "sharding.strategy tensor_parallel; set only one",
             )
         if v.tensor_parallel_size != 1:
-            b.put(b.engine, "tensor_parallel_size", v.tensor_parallel_size, "vllm.tensor_parallel_size")
+            b.put(
+                b.engine,
+                "tensor_parallel_size",
+                v.tensor_parallel_size,
+                "vllm.tensor_parallel_size",
+            )
     q_hint = engine_hints.get("quantization")
     if q_hint is not None and v.quantization_method is not None:
         if v.quantization_method != q_hint:
@@ -194,7 +203,12 @@ def build_vllm_args(
     if att.backend is not None:
         b.put(b.engine, "attention_backend", att.backend, "vllm.attention.backend")
     if att.flash_version is not None:
-        b.put(b.engine, "attention_config", {"flash_attn_version": att.flash_version}, "vllm.attention")
+        b.put(
+            b.engine,
+            "attention_config",
+            {"flash_attn_version": att.flash_version},
+            "vllm.attention",
+        )
         b.sources["attention_config.flash_attn_version"] = "vllm.attention.flash_version"
     if att.disable_sliding_window:
         b.put(b.engine, "disable_sliding_window", True, "vllm.attention.disable_sliding_window")
@@ -231,7 +245,11 @@ def _speculative_config(v: VllmConfig, b: _Builder) -> dict[str, Any] | None:
     d = VLLM_DEFAULTS.speculative
     path = "vllm.speculative"
     if s.method is None and s.model is None:
-        stray = [n for n in ("num_tokens", "ngram_min", "ngram_max", "draft_tp_size") if getattr(s, n) != getattr(d, n)]
+        stray = [
+            n
+            for n in ("num_tokens", "ngram_min", "ngram_max", "draft_tp_size")
+            if getattr(s, n) != getattr(d, n)
+        ]
         if stray:
             raise ConfigError(
                 f"{path}.{stray[0]}",
@@ -245,7 +263,9 @@ def _speculative_config(v: VllmConfig, b: _Builder) -> dict[str, Any] | None:
         b.sources["speculative_config.method"] = f"{path}.method"
     if s.model is not None:
         if s.method == "ngram":
-            raise ConfigError(f"{path}.model", f"conflicts with {path}.method 'ngram', which needs no draft model")
+            raise ConfigError(
+                f"{path}.model", f"conflicts with {path}.method 'ngram', which needs no draft model"
+            )
         out["model"] = s.model
         b.sources["speculative_config.model"] = f"{path}.model"
     if s.method == "ngram":
@@ -260,7 +280,9 @@ def _speculative_config(v: VllmConfig, b: _Builder) -> dict[str, Any] | None:
                 raise ConfigError(f"{path}.{n}", f"only applies with {path}.method 'ngram'")
     if s.draft_tp_size != d.draft_tp_size:
         if s.method == "ngram":
-            raise ConfigError(f"{path}.draft_tp_size", f"conflicts with {path}.method 'ngram' (no draft model)")
+            raise ConfigError(
+                f"{path}.draft_tp_size", f"conflicts with {path}.method 'ngram' (no draft model)"
+            )
         out["draft_tensor_parallel_size"] = s.draft_tp_size
         b.sources["speculative_config.draft_tensor_parallel_size"] = f"{path}.draft_tp_size"
     return out
@@ -269,7 +291,11 @@ def _speculative_config(v: VllmConfig, b: _Builder) -> dict[str, Any] | None:
 def _lora(v: VllmConfig, b: _Builder) -> None:
     lo = v.lora
     d = VLLM_DEFAULTS.lora
-    names = {"max_loras": "max_loras", "max_rank": "max_lora_rank", "extra_vocab_size": "lora_extra_vocab_size"}
+    names = {
+        "max_loras": "max_loras",
+        "max_rank": "max_lora_rank",
+        "extra_vocab_size": "lora_extra_vocab_size",
+    }
     if not lo.enabled:
         for ours in names:
             if getattr(lo, ours) != getattr(d, ours):

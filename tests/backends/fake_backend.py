@@ -52,12 +52,22 @@ class FakeBackend(Backend):
             t0 = time.perf_counter()
             times = tuple(time.perf_counter() for _ in range(r.max_output_tokens))
             out.append(
-                Completion(r.request_id, r.input_tokens, r.max_output_tokens, t0, times[-1], times[0], times)
+                Completion(
+                    r.request_id,
+                    r.input_tokens,
+                    r.max_output_tokens,
+                    t0,
+                    times[-1],
+                    times[0],
+                    times,
+                )
             )
         return out
 
     def info(self) -> EngineInfo:
-        return EngineInfo("fake", "1.0", self.spec.model_path, "cpu", details={"pid": str(os.getpid())})
+        return EngineInfo(
+            "fake", "1.0", self.spec.model_path, "cpu", details={"pid": str(os.getpid())}
+        )
 
     def encode(self, text: str) -> list[int]:
         return [ord(c) for c in text]
