@@ -123,7 +123,7 @@ def _child_main(
 
 
 def _pack_error(exc: BaseException) -> dict[str, Any]:
-    packed = {
+    packed: dict[str, Any] = {
         "type": type(exc).__name__,
         "message": str(exc),
         "traceback": _tail(traceback.format_exc()),
