@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from pytest_llmbench.backends.vllm_args import (
 from pytest_llmbench.compat import translate
 from pytest_llmbench.config.engines import VllmConfig
 from pytest_llmbench.config.fields import build, field_docs
+from pytest_llmbench.config.load import resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError, UnsupportedParameter
 
@@ -455,3 +457,18 @@ def test_a_release_without_an_argument_we_map_gets_a_hint():
 def test_without_sources_the_native_name_is_reported():
     (problem,) = check_against_installed({"swap_space": 8}, {}, "0.32.0", ENGINE_032, SAMPLING_032)
     assert problem.startswith("'swap_space': vLLM 0.32.0 has no engine argument 'swap_space'")
+
+
+# -- presets -------------------------------------------------------------------------------------
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "presets"
+
+
+@pytest.mark.parametrize(
+    "name", ["vllm-throughput", "vllm-speculative", "vllm-memory-efficient", "vllm-low-latency"]
+)
+def test_vllm_presets_load_and_map_without_notes(name):
+    cfg = resolve_config(config_file=PRESETS / f"{name}.yaml")
+    a = build_vllm_args(cfg, translate(cfg, "vllm"))
+    assert a.engine and not a.notes
+    if name == "vllm-speculative":
+        assert a.engine["speculative_config"]["method"] == "ngram"  # needs no draft model
