@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_single_stream_latency(llm_bench):
-    result = llm_bench(num_prompts=1, input_tokens=32, output_tokens=16, name="single-stream")
+    result = llm_bench(llm_bench.workload("single-stream", num_prompts=1))
 
     agg = result.aggregate()
     assert agg["ttft_s_p50"] is not None, f"{result.backend} reported no first-token time"

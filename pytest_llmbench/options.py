@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from pytest_llmbench.backends.openai_options import OPTION_SPECS as OPENAI_OPTION_SPECS
+from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
@@ -53,6 +55,16 @@ def add_options(parser: pytest.Parser) -> None:
         help="Do not warn about parameters a backend translates with different semantics.",
     )
     option(
+        "--llm-gpus-per-worker",
+        None,
+        "",
+        type=int,
+        metavar="K",
+        help="With pytest-xdist (-n N): give each worker its own K GPUs via CUDA_VISIBLE_DEVICES.",
+    )
+    for name, _dest, help_text, extra in OPENAI_OPTION_SPECS:
+        option(name, None, "", help=help_text, **extra)
+    option(
         "--llm-unsupported",
         None,
         "skip",
@@ -72,8 +84,10 @@ class Options:
     repeat: int | None
     warmup: int | None
     json_path: str | None
+    gpus_per_worker: int | None
     ignore_backend_warnings: bool
     unsupported: str
+    openai: OpenAIOptions
 
 
 def _value(config: pytest.Config, dest: str) -> Any:
@@ -95,6 +109,21 @@ def _int(config: pytest.Config, dest: str, option: str) -> int | None:
     if number < 0:
         raise ConfigError(option, f"{number} is not >= 0")
     return number
+
+
+_OPENAI_TYPES = {dest: extra.get("type") for _n, dest, _h, extra in OPENAI_OPTION_SPECS}
+
+
+def _typed(config: pytest.Config, dest: str) -> Any:
+    """An option value of the type the command line would give it (ini values are strings)."""
+    value = _value(config, dest)
+    kind = _OPENAI_TYPES.get(dest)
+    if value is None or kind is None or not isinstance(value, str):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(dest, f"{value!r} is not a {kind.__name__}") from None
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -119,6 +148,8 @@ def read_options(config: pytest.Config) -> Options:
         repeat=repeat,
         warmup=_int(config, "llm_warmup", "--llm-warmup"),
         json_path=_value(config, "llm_json"),
+        gpus_per_worker=_int(config, "llm_gpus_per_worker", "--llm-gpus-per-worker") or None,
         ignore_backend_warnings=bool(_value(config, "llm_ignore_backend_warnings")),
         unsupported=unsupported,
+        openai=options_from_getoption(lambda dest: _typed(config, dest)),
     )

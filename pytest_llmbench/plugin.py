@@ -46,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         options = read_options(config)
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and options.gpus_per_worker:
+            from pytest_llmbench.workers import pin_current_worker
+
+            pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry)
     except ConfigError as exc:

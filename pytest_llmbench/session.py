@@ -135,7 +135,9 @@ class LLMBenchSession:
             return cached
         if backend_cls.capabilities.own_process:
             self._close_own_process_engines()
-        spec = BackendSpec(model, self.config, compat.translate(self.config, name), device)
+        spec = BackendSpec(
+            model, self.config, compat.translate(self.config, name), device, options={"openai": self.options.openai}
+        )
         backend = self._build(name, backend_cls, spec)
         try:
             backend.start()
@@ -165,8 +167,8 @@ class LLMBenchSession:
             from pytest_llmbench.backends.pytorch import resolve_device
 
             return resolve_device(self.config.device)
-        if name == "openai":
-            return "remote"
+        if name == "openai" and self.options.openai.server_url:
+            return "remote"  # another machine's energy is not ours to measure
         from pytest_llmbench.backends.registry import _cuda_available
 
         return "cuda" if _cuda_available() and self.config.device != "cpu" else "cpu"

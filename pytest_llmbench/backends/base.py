@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -56,6 +56,9 @@ class Completion:
     output_token_ids: tuple[int, ...] = ()
     text: str | None = None
     error: str | None = None  # request-level failure (HTTP error, timeout); never retried silently
+    # How output_tokens was counted when the engine did not count it itself: "usage" (the
+    # server's usage block) or "tokenizer" (our re-tokenisation of the returned text).
+    output_tokens_source: str | None = None
 
     @property
     def latency_s(self) -> float:
@@ -106,6 +109,9 @@ class BackendSpec:
     config: ExperimentConfig
     translation: Translation
     device: str  # resolved: "cpu" or "cuda"
+    # Backend-specific options that are not experiment settings (server URL, timeouts), keyed by
+    # backend name, e.g. {"openai": OpenAIOptions(...)}; a backend ignores keys of others.
+    options: Mapping[str, object] = field(default_factory=dict)
 
 
 class Backend(abc.ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -13,12 +13,24 @@ from pytest_llmbench.config.fields import build
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 PRESET_PACKAGE = "pytest_llmbench.presets"
+
+
+def _preset_root() -> Traversable:
+    """Installed: the package ``pytest_llmbench.presets``; a bare source checkout on
+    PYTHONPATH (as on the GPU machine): ``configs/presets`` beside the package."""
+    try:
+        return resources.files(PRESET_PACKAGE)
+    except ModuleNotFoundError:
+        return resources.files("pytest_llmbench").joinpath("..", "configs", "presets")
 
 
 def available_presets() -> list[str]:
     """Names of the presets shipped with the package (``configs/presets/*.yaml``)."""
-    root = resources.files(PRESET_PACKAGE)
+    root = _preset_root()
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -41,7 +53,7 @@ def load_preset(name: str) -> dict[str, Any]:
     names = available_presets()
     if name not in names:
         raise ConfigError("--llm-preset", f"{name!r} is not one of {', '.join(names)}")
-    text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
+    text = _preset_root().joinpath(f"{name}.yaml").read_text()
     return _read_yaml(text, f"preset {name}")
 
 

@@ -30,7 +30,7 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
         agg = r.aggregate()
         rows.append(
             [
-                r.test_id.split("::")[-1],
+                r.test_id.split("::", 1)[-1],
                 f"{r.workload['num_prompts']}x{r.workload['input_tokens']}->{r.workload['output_tokens']}",
                 len(r.repetitions),
                 _fmt(agg.get("output_throughput")),

@@ -21,7 +21,11 @@ CACHE_ENV = "LLMBENCH_CACHE_DIR"
 
 @dataclass(frozen=True)
 class TinyModelSpec:
+    """A Llama shape. ``vocab_size`` is the tokenizer's; the model's embedding may be larger
+    (``model_vocab_size``) so that large shapes keep their real embedding cost."""
+
     vocab_size: int = 1024
+    model_vocab_size: int | None = None
     hidden_size: int = 128
     intermediate_size: int = 352
     num_hidden_layers: int = 2
@@ -123,7 +127,7 @@ def ensure_tiny_model(spec: TinyModelSpec | None = None, root: Path | None = Non
         from transformers import AutoTokenizer
 
         vocab = len(AutoTokenizer.from_pretrained(str(staging)))
-        _build_model(spec, staging, vocab)
+        _build_model(spec, staging, max(vocab, spec.model_vocab_size or 0))
         (staging / "llmbench-tiny.json").write_text(json.dumps(asdict(spec), indent=2))
         try:
             staging.rename(target)
@@ -133,3 +137,34 @@ def ensure_tiny_model(spec: TinyModelSpec | None = None, root: Path | None = Non
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+SHAPES: dict[str, TinyModelSpec] = {
+    "tiny": TinyModelSpec(),
+    # The 1.1B shape of the reference GPU numbers (TinyLlama-1.1B: 22 layers, GQA 32/4).
+    "llama-1.1b": TinyModelSpec(
+        model_vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pytest_llmbench.workload.tinymodel --shape llama-1.1b``: build, print the path."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--root", type=Path, default=None, help="cache folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    print(ensure_tiny_model(SHAPES[args.shape], args.root))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""A stand-in server process for ManagedServer's lifecycle tests (run as a script).
+
+``--mode ok``: ready at once; ``die``: crashes on its first completion request; ``crash``: exits
+during start-up; ``never``: /health answers 503 forever. It also starts a child process (as an
+engine starts workers) and logs the child's pid, so tests can check the whole group is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mode", default="ok")
+    args, _ = parser.parse_known_args()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print(f"child pid {child.pid}", flush=True)
+    if args.mode == "crash":
+        print("RuntimeError: simulated start-up failure (out of memory)", flush=True)
+        sys.exit(1)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._reply(503 if args.mode == "never" else 200, {})
+            elif self.path == "/v1/models":
+                self._reply(200, {"data": [{"id": "proc-model"}]})
+            else:
+                self._reply(404, {})
+
+        def do_POST(self) -> None:
+            if args.mode == "die":
+                print("fatal: simulated engine crash", flush=True)
+                os._exit(3)
+            self._reply(500, {"error": {"message": "not implemented"}})
+
+        def _reply(self, status: int, body: dict[str, object]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *a: object) -> None:
+            pass
+
+    print("serving", flush=True)
+    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

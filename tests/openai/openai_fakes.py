@@ -1,0 +1,158 @@
+"""A fake OpenAI-compatible server (aiohttp.web, in a thread) and helpers for the openai tests.
+
+The server is the external boundary of the client, so a fake is fair there; it speaks the same
+SSE dialect as vLLM (one event per token, a role-only opening chat event, a usage event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llmbench.backends.base import BackendSpec, GenerationRequest
+from pytest_llmbench.backends.openai import OpenAIBackend
+from pytest_llmbench.backends.openai_options import OpenAIOptions
+from pytest_llmbench.compat import translate
+from pytest_llmbench.config.schema import ExperimentConfig
+
+aiohttp = pytest.importorskip("aiohttp")
+from aiohttp import web  # noqa: E402
+
+MODEL_ID = "fake-model"
+SECRET = "sk-test-SECRET-do-not-leak-4242"
+
+
+@dataclass
+class FakeState:
+    """What the fake server does next, and what it received."""
+
+    mode: str = "ok"  # ok | no_usage | multi | http500 | malformed | slow | no_done | echo_auth
+    tokens: list[str] = field(default_factory=lambda: ["Hel", "lo", " wor", "ld"])
+    usage_tokens: int | None = None  # completion_tokens in the usage block; None: len(tokens)
+    delay_s: float = 0.005  # between token events
+    slow_s: float = 5.0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
+    if chat:
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish}
+    return f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
+
+
+def make_app(state: FakeState) -> web.Application:
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": MODEL_ID}]})
+
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"version": "fake-1.0"})
+
+    async def complete(request: web.Request) -> web.StreamResponse:
+        chat = request.path.endswith("/chat/completions")
+        body = await request.json()
+        state.bodies.append(body)
+        state.headers.append(dict(request.headers))
+        if state.mode == "http500":
+            return web.json_response({"error": {"message": "boom"}}, status=500)
+        if state.mode == "echo_auth":
+            return web.Response(status=401, text=f"bad key {request.headers.get('Authorization')}")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if state.mode == "slow":
+            await asyncio.sleep(state.slow_s)
+        if state.mode == "malformed":
+            await resp.write(_chunk("ok", chat, None))
+            await resp.write(b"data: {not json\n\n")
+            await resp.write_eof()
+            return resp
+        if chat:  # vLLM opens chat streams with a role-only delta
+            role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+            await resp.write(f"data: {json.dumps(role)}\n\n".encode())
+        tokens = state.tokens
+        if state.mode == "multi":  # two tokens per event
+            tokens = ["".join(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
+        for i, text in enumerate(tokens):
+            await asyncio.sleep(state.delay_s)
+            last = i == len(tokens) - 1
+            finish = "length" if last and state.mode != "no_done" else None
+            await resp.write(_chunk(text, chat, finish))
+        if state.mode == "no_done":
+            await resp.write_eof()
+            return resp
+        if state.mode != "no_usage":
+            n = len(state.tokens) if state.usage_tokens is None else state.usage_tokens
+            usage = {"prompt_tokens": len(body.get("prompt") or []) or 11, "completion_tokens": n}
+            await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/version", version)
+    app.router.add_post("/v1/completions", complete)
+    app.router.add_post("/v1/chat/completions", complete)
+    return app
+
+
+class FakeServer:
+    """Runs the app on 127.0.0.1:<free port> in a background thread with its own loop."""
+
+    def __init__(self) -> None:
+        self.state = FakeState()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner = web.AppRunner(make_app(self.state), shutdown_timeout=0.5)
+        self.stopped = False
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def make_backend(
+    model_path: Path | str, config: ExperimentConfig | None = None, **options: Any
+) -> OpenAIBackend:
+    config = config or ExperimentConfig()
+    spec = BackendSpec(
+        model_path=str(model_path),
+        config=config,
+        translation=translate(config, "openai"),
+        device="cpu",
+        options={"openai": OpenAIOptions(**options)},
+    )
+    return OpenAIBackend(spec)
+
+
+def requests(
+    n: int, max_tokens: int = 4, prompt: tuple[int, ...] = (5, 6, 7)
+) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(f"r{i}", prompt, max_tokens, max_tokens, prompt_text="hello there")
+        for i in range(n)
+    ]

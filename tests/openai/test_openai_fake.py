@@ -1,0 +1,230 @@
+"""The openai backend against a fake server: timings, token counts, each failure per request."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+from openai_fakes import MODEL_ID, SECRET, FakeServer, make_backend, requests
+
+from pytest_llmbench.backends.base import Schedule
+from pytest_llmbench.backends.openai import OpenAIBackend
+from pytest_llmbench.config.schema import DecoderConfig, ExperimentConfig
+from pytest_llmbench.errors import ConfigError, EngineError
+
+
+def started(model: Path, server: FakeServer, **options: object) -> OpenAIBackend:
+    backend = make_backend(model, server_url=server.url, **options)
+    backend.start()
+    return backend
+
+
+def test_completions_stream_timestamps_and_usage(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server)
+    fake_server.state.usage_tokens = 4
+    [c] = backend.generate(requests(1))
+    assert c.error is None
+    assert c.output_tokens == 4 and c.output_tokens_source == "usage"
+    assert c.text == "Hello world"
+    assert len(c.token_times_s) == 4
+    assert c.start_s < c.first_token_s == c.token_times_s[0]  # type: ignore[operator]
+    assert list(c.token_times_s) == sorted(c.token_times_s)
+    assert c.token_times_s[-1] <= c.end_s
+    assert all(dt >= 0.004 for dt in c.inter_token_s)  # the fake sleeps 5 ms between events
+    assert c.input_tokens == 3  # the usage block's prompt_tokens
+    body = fake_server.state.bodies[0]
+    assert body["model"] == MODEL_ID  # from /v1/models
+    assert body["prompt"] == [5, 6, 7]
+    assert body["max_tokens"] == body["min_tokens"] == 4 and body["ignore_eos"] is True
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.0  # greedy by default (compat translation)
+    assert "top_k" not in body and "min_p" not in body  # neutral extensions are not sent
+    assert backend.info().version == "fake-1.0"
+    assert backend.info().device == "remote"
+
+
+def test_sampling_extensions_are_sent_when_used(tiny_model: Path, fake_server: FakeServer) -> None:
+    config = ExperimentConfig(decoder=DecoderConfig(do_sample=True, temperature=0.7, top_k=5))
+    backend = make_backend(tiny_model, config, server_url=fake_server.url)
+    backend.start()
+    backend.generate(requests(1))
+    body = fake_server.state.bodies[0]
+    assert body["top_k"] == 5 and body["temperature"] == 0.7
+
+
+def test_chat_stream_skips_role_event(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server, endpoint="chat")
+    [c] = backend.generate(requests(1))
+    assert c.error is None, c.error
+    assert len(c.token_times_s) == 4  # the opening role-only event is no token
+    assert c.text == "Hello world"
+    body = fake_server.state.bodies[0]
+    assert body["messages"] == [{"role": "user", "content": "hello there"}]
+    assert "prompt" not in body
+
+
+def test_several_tokens_per_event_itl_is_per_event(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
+    fake_server.state.mode = "multi"
+    backend = started(tiny_model, fake_server)
+    [c] = backend.generate(requests(1))
+    assert c.error is None
+    assert c.output_tokens == 4  # usage counts tokens ...
+    assert len(c.token_times_s) == 2  # ... events are what we can time
+    assert len(c.inter_token_s) == 1
+
+
+def test_without_usage_tokens_are_counted_with_the_tokenizer(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    ids = tok.encode("Staibou keelou tra 123.", add_special_tokens=False)
+    fake_server.state.tokens = [tok.decode([i]) for i in ids]
+    fake_server.state.mode = "no_usage"
+    backend = started(tiny_model, fake_server)
+    [c] = backend.generate(requests(1))
+    assert c.error is None
+    assert c.output_tokens_source == "tokenizer"
+    assert c.output_tokens == len(ids) and len(ids) > 3
+    assert backend.info().details["output_tokens_counted_by"] == "tokenizer"
+
+
+def test_usage_wins_over_the_tokenizer(tiny_model: Path, fake_server: FakeServer) -> None:
+    fake_server.state.usage_tokens = 17  # deliberately unlike the 4 text pieces
+    backend = started(tiny_model, fake_server)
+    [c] = backend.generate(requests(1))
+    assert (c.output_tokens, c.output_tokens_source) == (17, "usage")
+
+
+def test_http_500_is_a_request_error(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server)
+    fake_server.state.mode = "http500"
+    out = backend.generate(requests(3))
+    assert len(out) == 3
+    assert all(c.error and c.error.startswith("HTTP 500") and "boom" in c.error for c in out)
+    assert all(c.output_tokens == 0 for c in out)
+    fake_server.state.mode = "ok"  # the session survives
+    assert [c.error for c in backend.generate(requests(2))] == [None, None]
+
+
+def test_malformed_sse_is_a_request_error(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server)
+    fake_server.state.mode = "malformed"
+    [c] = backend.generate(requests(1))
+    assert c.error is not None and "malformed SSE data" in c.error
+
+
+def test_stream_without_end_is_a_request_error(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server)
+    fake_server.state.mode = "no_done"
+    [c] = backend.generate(requests(1))
+    assert c.error is not None and "ended early" in c.error
+
+
+def test_slow_server_times_out_per_request(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server, request_timeout_s=0.3)
+    fake_server.state.mode = "slow"
+    fake_server.state.slow_s = 3.0
+    out = backend.generate(requests(2))
+    assert all(c.error and c.error.startswith("timeout") for c in out)
+    assert all(0.25 < c.latency_s < 2.0 for c in out)
+
+
+def test_refused_connection_is_a_request_error(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server)
+    fake_server.stop()  # the server goes away mid-session
+    out = backend.generate(requests(2))
+    assert all(c.error and "ClientConnectorError" in c.error for c in out), out[0].error
+
+
+def test_unreachable_server_at_start_names_the_option(tiny_model: Path) -> None:
+    from pytest_llmbench.backends.servers import free_port
+
+    backend = make_backend(tiny_model, server_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(EngineError, match="--llm-server-url"):
+        backend.start()
+
+
+def test_bad_url_is_a_clear_config_error(tiny_model: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--llm-server-url: 'ftp://x'.*http or https"):
+        make_backend(tiny_model, server_url="ftp://x")
+
+
+def test_timed_schedule_and_concurrency_cap(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = started(tiny_model, fake_server, max_connections=2)
+    out = backend.serve(requests(6), Schedule(arrival_offsets_s=(0, 0, 0, 0, 0.2, 0.2)))
+    assert all(c.error is None for c in out)
+    starts = sorted(c.start_s for c in out)
+    # at most 2 in flight: the third request starts only once one of the first two ended
+    first_two_end = min(sorted(out, key=lambda c: c.start_s)[:2], key=lambda c: c.end_s).end_s
+    assert starts[2] >= first_two_end
+    assert starts[-1] - starts[0] >= 0.19
+
+
+def test_api_key_is_sent_but_never_leaks(
+    tiny_model: Path,
+    fake_server: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("LLMBENCH_TEST_KEY", SECRET)
+    backend = started(tiny_model, fake_server, api_key_env="LLMBENCH_TEST_KEY")
+    ok = backend.generate(requests(1))
+    assert fake_server.state.headers[0]["Authorization"] == f"Bearer {SECRET}"
+    fake_server.state.mode = "echo_auth"  # a server that echoes the header into its error
+    bad = backend.generate(requests(1))
+    assert bad[0].error is not None and "***" in bad[0].error
+    seen = [
+        repr(backend),
+        repr(backend.options),
+        repr(backend.spec),
+        repr(backend.info()),
+        repr(ok),
+        repr(bad),
+        str(pickle.dumps(backend.spec)),
+        caplog.text,
+        *capsys.readouterr(),
+    ]
+    for text in seen:
+        assert SECRET not in text
+
+
+def test_unset_key_variable_fails_at_start(tiny_model: Path, fake_server: FakeServer) -> None:
+    backend = make_backend(tiny_model, server_url=fake_server.url, api_key_env="LLMBENCH_NO_SUCH")
+    with pytest.raises(
+        ConfigError, match="--llm-api-key-env: environment variable LLMBENCH_NO_SUCH"
+    ):
+        backend.start()
+
+
+def test_serve_inside_a_running_event_loop(tiny_model: Path, fake_server: FakeServer) -> None:
+    import asyncio
+
+    backend = started(tiny_model, fake_server)
+
+    async def inside() -> int:
+        return len(backend.generate(requests(2)))
+
+    assert asyncio.run(inside()) == 2
+
+
+def test_offline_in_flight_follows_batch_size_when_set(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
+    from pytest_llmbench.config.schema import BatchingConfig
+
+    config = ExperimentConfig(batching=BatchingConfig(batch_size=2))
+    backend = make_backend(tiny_model, config, server_url=fake_server.url)
+    backend.start()
+    out = sorted(backend.generate(requests(4)), key=lambda c: c.start_s)
+    assert out[2].start_s >= min(c.end_s for c in out[:2])  # the third waited for a slot
+    default = started(tiny_model, fake_server)
+    out = default.generate(requests(4))
+    assert max(c.start_s for c in out) < min(c.end_s for c in out)  # all four at once

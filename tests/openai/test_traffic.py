@@ -1,0 +1,174 @@
+"""Arrival schedules (statistics with fixed seeds) and the async driver that keeps to them."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_llmbench.backends.base import Completion, GenerationRequest, Schedule
+from pytest_llmbench.config.schema import TrafficConfig
+from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.workload.traffic import (
+    concurrency_schedule,
+    gamma_offsets,
+    gamma_schedule,
+    poisson_schedule,
+    run_schedule,
+    schedules_for,
+)
+
+
+def intervals(offsets: tuple[float, ...]) -> list[float]:
+    return [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
+
+
+def ks_exponential(samples: list[float], rate: float) -> float:
+    """Kolmogorov-Smirnov statistic of ``samples`` against Exp(rate)."""
+    xs = sorted(samples)
+    n = len(xs)
+    d = 0.0
+    for i, x in enumerate(xs):
+        cdf = 1.0 - math.exp(-rate * x)
+        d = max(d, (i + 1) / n - cdf, cdf - i / n)
+    return d
+
+
+def ks_critical(n: int, alpha_coefficient: float = 1.63) -> float:
+    return alpha_coefficient / math.sqrt(n)  # alpha = 0.01
+
+
+def cv(xs: list[float]) -> float:
+    return statistics.pstdev(xs) / statistics.fmean(xs)
+
+
+def test_poisson_mean_interval_and_ks() -> None:
+    rate = 5.0
+    gaps = intervals(poisson_schedule(4001, rate, seed=123).arrival_offsets_s or ())
+    assert len(gaps) == 4000
+    assert statistics.fmean(gaps) == pytest.approx(1 / rate, rel=0.05)
+    assert ks_exponential(gaps, rate) < ks_critical(len(gaps))
+    assert cv(gaps) == pytest.approx(1.0, rel=0.1)
+
+
+def test_ks_check_has_power_against_regular_arrivals() -> None:
+    # Without this, the KS test above could pass on anything.
+    gaps = intervals(gamma_offsets(4001, 5.0, burstiness=20.0, seed=123))
+    assert ks_exponential(gaps, 5.0) > ks_critical(len(gaps))
+
+
+@pytest.mark.parametrize("shape", [0.25, 0.5, 2.0, 4.0])
+def test_gamma_burstiness_sets_the_coefficient_of_variation(shape: float) -> None:
+    gaps = intervals(gamma_schedule(8001, 2.0, shape, seed=7).arrival_offsets_s or ())
+    assert statistics.fmean(gaps) == pytest.approx(0.5, rel=0.08)  # mean stays 1/rate
+    assert cv(gaps) == pytest.approx(1 / math.sqrt(shape), rel=0.12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 200),
+    rate=st.floats(0.01, 1000),
+    shape=st.floats(0.05, 50),
+    seed=st.integers(0, 2**32),
+)
+def test_offsets_are_sorted_start_at_zero_and_repeat_with_the_seed(
+    n: int, rate: float, shape: float, seed: int
+) -> None:
+    offsets = gamma_offsets(n, rate, shape, seed)
+    assert len(offsets) == n
+    assert list(offsets) == sorted(offsets)
+    assert not offsets or offsets[0] == 0.0
+    assert offsets == gamma_offsets(n, rate, shape, seed)
+
+
+def test_rate_sweep_gives_one_time_scaled_schedule_per_rate() -> None:
+    traffic = TrafficConfig(mode="gamma", rate_sweep=[1.0, 2.0, 8.0], burstiness=0.5, seed=3)
+    out = schedules_for(traffic, 50)
+    assert [s.rate for s in out] == [1.0, 2.0, 8.0]
+    assert [s.label for s in out] == ["1rps", "2rps", "8rps"]
+    base = out[0].schedule.arrival_offsets_s or ()
+    for rated in out[1:]:
+        scaled = [o * (rated.rate or 0) for o in rated.schedule.arrival_offsets_s or ()]
+        assert scaled == pytest.approx(list(base))  # same seed: common random numbers
+
+
+def test_schedules_for_each_mode() -> None:
+    assert schedules_for(TrafficConfig(), 4)[0].schedule.offline
+    [c] = schedules_for(TrafficConfig(mode="concurrency", concurrency=3), 4)
+    assert c.schedule == Schedule(max_concurrency=3) and c.label == "c3"
+    [p] = schedules_for(TrafficConfig(mode="poisson", request_rate=2.5), 4)
+    assert p.rate == 2.5 and len(p.schedule.arrival_offsets_s or ()) == 4
+
+
+def test_invalid_rates_name_the_config_key() -> None:
+    with pytest.raises(ConfigError, match="traffic_simulation.request_rate"):
+        gamma_offsets(3, 0.0)
+    with pytest.raises(ConfigError, match="traffic_simulation.burstiness"):
+        gamma_offsets(3, 1.0, burstiness=-1)
+    with pytest.raises(ConfigError, match="traffic_simulation.concurrency"):
+        concurrency_schedule(0)
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+def reqs(n: int) -> list[GenerationRequest]:
+    return [GenerationRequest(f"q{i}", (1, 2), 2, 2) for i in range(n)]
+
+
+class Recorder:
+    """A send() that takes ``work_s`` and records starts and the peak number in flight."""
+
+    def __init__(self, work_s: float = 0.05, fail: set[str] | None = None) -> None:
+        self.work_s = work_s
+        self.fail = fail or set()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def __call__(self, request: GenerationRequest) -> Completion:
+        start = time.perf_counter()
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(self.work_s)
+            if request.request_id in self.fail:
+                raise ConnectionError("boom")
+        finally:
+            self.in_flight -= 1
+        return Completion(request.request_id, 2, 2, start, time.perf_counter())
+
+
+def test_driver_launches_at_offsets() -> None:
+    offsets = (0.0, 0.1, 0.25, 0.3)
+    send = Recorder(work_s=0.01)
+    t0 = time.perf_counter()
+    out = asyncio.run(run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send))
+    assert [c.request_id for c in out] == ["q0", "q1", "q2", "q3"]
+    for c, offset in zip(out, offsets, strict=True):
+        assert offset <= c.start_s - t0 < offset + 0.05
+
+
+def test_driver_caps_concurrency() -> None:
+    send = Recorder(work_s=0.03)
+    asyncio.run(run_schedule(Schedule(max_concurrency=3), reqs(10), send))
+    assert send.peak == 3
+    send = Recorder(work_s=0.03)
+    asyncio.run(run_schedule(Schedule(), reqs(10), send))
+    assert send.peak == 10  # offline: all at once
+
+
+def test_driver_turns_exceptions_into_failed_completions() -> None:
+    send = Recorder(work_s=0.01, fail={"q1"})
+    out = asyncio.run(run_schedule(Schedule(), reqs(3), send))
+    assert [c.error for c in out] == [None, "ConnectionError: boom", None]
+    assert out[1].output_tokens == 0 and out[1].end_s >= out[1].start_s
+
+
+def test_driver_refuses_a_schedule_shorter_than_the_requests() -> None:
+    with pytest.raises(ValueError, match="2 arrival offsets for 3 requests"):
+        asyncio.run(run_schedule(Schedule(arrival_offsets_s=(0.0, 0.1)), reqs(3), Recorder()))

@@ -1,0 +1,56 @@
+"""xdist workers get disjoint GPU slices; sessions under -n give the same results as without."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.workers import pin_worker, worker_index
+
+
+def test_each_worker_gets_its_own_slice() -> None:
+    slices = []
+    for n in range(4):
+        env: dict[str, str] = {}
+        slices.append(pin_worker(env, f"gw{n}", 2, count_devices=8))
+        assert env["CUDA_VISIBLE_DEVICES"] == ",".join(slices[-1])
+    assert slices == [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]
+
+
+def test_slices_respect_an_existing_visible_list_by_uuid() -> None:
+    env = {"CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b,GPU-c"}
+    assert pin_worker(env, "gw1", 1, count_devices=8) == ["GPU-b"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-b"
+
+
+def test_too_many_workers_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="--llm-gpus-per-worker: worker gw2 needs devices 4..5 but only 4 are visible"):
+        pin_worker({}, "gw2", 2, count_devices=4)
+    with pytest.raises(ValueError):
+        worker_index("master")
+
+
+def test_xdist_session_gathers_every_result(echo_pytester: pytest.Pytester) -> None:
+    echo_pytester.makepyfile(
+        test_many="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_many(llm_bench, n):
+            llm_bench(num_prompts=1 + n, input_tokens=4, output_tokens=3)
+        """
+    )
+    args = ("--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0")
+    echo_pytester.runpytest_subprocess(*args, "--llm-json", "plain.json").assert_outcomes(passed=7)
+    xdist = echo_pytester.runpytest_subprocess(*args, "-n", "2", "--dist", "load", "--llm-json", "xdist.json")
+    xdist.assert_outcomes(passed=7)
+
+    def ids(name: str) -> list[tuple[str, int]]:
+        report = json.loads((echo_pytester.path / name).read_text())
+        assert report["complete"] is True
+        return sorted((r["test_id"], r["workload"]["num_prompts"]) for r in report["results"])
+
+    assert ids("xdist.json") == ids("plain.json")
+    assert len(ids("plain.json")) == 7
