@@ -36,7 +36,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_llmbench.backends.base import (
@@ -55,7 +55,7 @@ from pytest_llmbench.backends.vllm_args import (
     check_against_installed,
     forced_length,
 )
-from pytest_llmbench.errors import UnsupportedParameter
+from pytest_llmbench.errors import EngineError, UnsupportedParameter
 
 CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # GiB of KV cache on CPU
 
@@ -109,39 +109,6 @@ def installed_vllm() -> InstalledVllm:
         sampling_args=_field_names(SamplingParams),
         nested=nested,
     )
-
-
-# -- arrivals ------------------------------------------------------------------------------------
-async def run_on_schedule(
-    requests: Sequence[GenerationRequest],
-    schedule: Schedule,
-    submit: Callable[[GenerationRequest], Awaitable[Completion]],
-    clock: Callable[[], float] = time.perf_counter,
-) -> list[Completion]:
-    """Submit each request at its arrival offset and/or under the concurrency cap; keep order.
-
-    A request waits first for its arrival time, then for a free slot; ``submit`` stamps its own
-    start, so client-side queueing under the cap is not counted as latency.
-    """
-    offsets = schedule.arrival_offsets_s
-    if offsets is not None and len(offsets) < len(requests):
-        raise ValueError(
-            f"schedule has {len(offsets)} arrival offsets for {len(requests)} requests"
-        )
-    slots = asyncio.Semaphore(schedule.max_concurrency) if schedule.max_concurrency else None
-    t0 = clock()
-
-    async def one(i: int, request: GenerationRequest) -> Completion:
-        if offsets is not None:
-            delay = t0 + offsets[i] - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        if slots is None:
-            return await submit(request)
-        async with slots:
-            return await submit(request)
-
-    return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
 
 # -- the backend -----------------------------------------------------------------------------------
@@ -333,8 +300,16 @@ class VllmBackend(Backend):
     def _serve_async(
         self, requests: Sequence[GenerationRequest], schedule: Schedule
     ) -> list[Completion]:
+        from pytest_llmbench.workload.traffic import run_schedule
+
         assert self._loop is not None
-        return self._loop.run_until_complete(run_on_schedule(requests, schedule, self._stream))
+        completions = self._loop.run_until_complete(run_schedule(schedule, requests, self._stream))
+        # run_schedule turns a failing request into an error Completion; a dead engine, though,
+        # is the engine's failure, not the request's: raise so that the host is replaced.
+        if getattr(self._async, "errored", False):
+            dead = getattr(self._async, "dead_error", None)
+            raise EngineError(f"vLLM async engine died: {dead or completions[0].error}")
+        return completions
 
     async def _stream(self, request: GenerationRequest) -> Completion:
         delta = self._installed is not None and "output_kind" in self._installed.sampling_args
@@ -470,5 +445,4 @@ __all__ = [
     "InstalledVllm",
     "VllmBackend",
     "installed_vllm",
-    "run_on_schedule",
 ]
