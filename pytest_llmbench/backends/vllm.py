@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.backends.base import (
     Backend,
@@ -56,6 +56,9 @@ from pytest_llmbench.backends.vllm_args import (
     forced_length,
 )
 from pytest_llmbench.errors import EngineError, UnsupportedParameter
+
+if TYPE_CHECKING:
+    from pytest_llmbench.backends.vllm_overhead import OverheadComparison
 
 CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # GiB of KV cache on CPU
 
@@ -336,6 +339,14 @@ class VllmBackend(Backend):
             token_times_s=tuple(times),
             output_token_ids=tuple(ids),
         )
+
+    def harness_overhead(
+        self, requests: Sequence[GenerationRequest], repetitions: int = 5, warmup: bool = True
+    ) -> OverheadComparison:
+        """Output tok/s of ``generate`` vs the engine called directly, on this engine."""
+        from pytest_llmbench.backends.vllm_overhead import compare_generate
+
+        return compare_generate(self, requests, repetitions, warmup)
 
     # -- the unified interface ---------------------------------------------------------------------
     def _hf_tokenizer(self) -> Any:

@@ -99,6 +99,13 @@ def test_tokenizer_and_logprobs(engine):
     assert len(logprobs) == 2 and all(lp <= 0 for lp in logprobs)
 
 
+def test_harness_overhead_compares_both_paths_on_the_same_engine(engine):
+    result = engine.call("harness_overhead", requests(4, 8), 1)
+    assert result.engine == "LLM" and result.output_tokens == 32
+    assert result.direct_tok_s > 0 and result.harness_tok_s > 0
+    assert 0.2 < result.ratio < 5  # same work both ways; bounds only catch a broken comparison
+
+
 def test_serve_with_max_concurrency_streams_every_token(engine):
     batch = requests(6, 12)
     before = time.perf_counter()
