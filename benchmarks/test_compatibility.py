@@ -11,9 +11,13 @@ def test_translation_of_session_config(llm_backend, llm_config):
     translation = compat.translate(llm_config, llm_backend.name)
 
     # Forced output length reaches the engine in its own vocabulary, identical on every backend.
-    native_max = {k: v for k, v in translation.sampling.items() if k in ("max_tokens", "max_new_tokens")}
+    native_max = {
+        k: v for k, v in translation.sampling.items() if k in ("max_tokens", "max_new_tokens")
+    }
     assert list(native_max.values()) == [llm_config.max_output_tokens]
-    native_min = {k: v for k, v in translation.sampling.items() if k in ("min_tokens", "min_new_tokens")}
+    native_min = {
+        k: v for k, v in translation.sampling.items() if k in ("min_tokens", "min_new_tokens")
+    }
     assert list(native_min.values()) == [llm_config.forced_min_tokens]
 
 

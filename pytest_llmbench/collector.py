@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
+
+if TYPE_CHECKING:
+    from pytest_llmbench.baseline import BaselinePlan, Outcome
 
 
 def _now() -> str:
@@ -23,20 +26,26 @@ def _now() -> str:
 class ResultCollector:
     PLUGIN_NAME = "llmbench-collector"
 
-    def __init__(self, json_path: str | None) -> None:
+    def __init__(self, json_path: str | None, plan: BaselinePlan | None = None) -> None:
         self.json_path = json_path
+        self.plan = plan
         self.results: list[BenchmarkResult] = []
         self.started_at = _now()
+        self.outcome: Outcome | None = None
 
-    def write(self, *, complete: bool) -> None:
-        if not self.json_path:
-            return
-        from pytest_llmbench.report.json_report import build_report, write_report
+    def report(self, *, complete: bool) -> dict[str, Any]:
+        from pytest_llmbench.report.json_report import build_report
 
-        report = build_report(
-            self.results, complete=complete, started_at=self.started_at, finished_at=_now() if complete else None
+        finished = _now() if complete else None
+        return build_report(
+            self.results, complete=complete, started_at=self.started_at, finished_at=finished
         )
-        write_report(self.json_path, report)
+
+    def write(self, report: dict[str, Any]) -> None:
+        if self.json_path:
+            from pytest_llmbench.report.json_report import write_report
+
+            write_report(self.json_path, report)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":  # the last phase carries every property the test added
@@ -44,22 +53,40 @@ class ResultCollector:
         added = False
         for key, value in report.user_properties:
             if key == USER_PROPERTY:
-                data: dict[str, Any] = value if isinstance(value, dict) else json.loads(value)
+                data: dict[str, Any] = value if isinstance(value, dict) else json.loads(str(value))
                 self.results.append(BenchmarkResult.from_dict(data))
                 added = True
         if added:
-            self.write(complete=False)
+            self.write(self.report(complete=False))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.write(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+        data = self.report(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+        self.write(data)
+        if self.plan is None or not self.plan.active:
+            return
+        from pytest_llmbench.errors import LLMBenchError
+        from pytest_llmbench.results import Report
+
+        try:
+            self.outcome = self.plan.finish(Report.from_dict(data))
+        except LLMBenchError as exc:  # e.g. mixed backends against the baseline
+            from pytest_llmbench.baseline import Outcome
+
+            self.outcome = Outcome((f"llmbench: {exc}",), exit_code=pytest.ExitCode.USAGE_ERROR)
+        # A gated regression gets its own exit code, unless tests already failed (that wins).
+        if self.outcome.exit_code and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = self.outcome.exit_code
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results:
-            return
-        from pytest_llmbench.report.terminal import render_summary
+        if self.results:
+            from pytest_llmbench.report.terminal import render_summary
 
-        terminalreporter.write_sep("=", "llmbench summary")
-        for line in render_summary(self.results):
-            terminalreporter.write_line(line)
-        if self.json_path:
-            terminalreporter.write_line(f"JSON report: {self.json_path}")
+            terminalreporter.write_sep("=", "llmbench summary")
+            for line in render_summary(self.results):
+                terminalreporter.write_line(line)
+            if self.json_path:
+                terminalreporter.write_line(f"JSON report: {self.json_path}")
+        if self.outcome is not None and self.outcome.lines:
+            terminalreporter.write_sep("=", "llmbench comparison")
+            for line in self.outcome.lines:
+                terminalreporter.write_line(line)

@@ -45,7 +45,7 @@ class Cell:
         return self.convert(value, config) if self.convert else value
 
 
-def same(target: str, note: str = "") -> Cell:
+def same(target: str | None, note: str = "") -> Cell:
     return Cell(Support.SUPPORTED, target, None, note)
 
 
@@ -95,7 +95,9 @@ MATRIX: tuple[Row, ...] = (
         "Local model directory",
         {
             **{b: harness("loaded from the local path") for b in BACKENDS if b != "openai"},
-            "openai": harness("the server serves its own model; the local path gives the tokenizer"),
+            "openai": harness(
+                "the server serves its own model; the local path gives the tokenizer"
+            ),
         },
     ),
     Row(
@@ -125,7 +127,9 @@ MATRIX: tuple[Row, ...] = (
         "Minimum output tokens (forced equal to max by default, EOS ignored)",
         {
             "pytorch": translated(
-                "sampling.min_new_tokens", lambda v, c: c.forced_min_tokens, "EOS suppressed until reached"
+                "sampling.min_new_tokens",
+                lambda v, c: c.forced_min_tokens,
+                "EOS suppressed until reached",
             ),
             "vllm": translated(
                 "sampling.min_tokens", lambda v, c: c.forced_min_tokens, "with ignore_eos=True"
@@ -169,7 +173,9 @@ MATRIX: tuple[Row, ...] = (
         "decoder.temperature",
         "Softmax temperature",
         {
-            "pytorch": same("sampling.temperature", "ignored by transformers when do_sample is false"),
+            "pytorch": same(
+                "sampling.temperature", "ignored by transformers when do_sample is false"
+            ),
             "vllm": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
             "sglang": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
             "tensorrt": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
@@ -233,7 +239,9 @@ MATRIX: tuple[Row, ...] = (
         {
             "pytorch": same("engine.load_in_4bit", "needs CUDA and bitsandbytes"),
             "vllm": translated(
-                "engine.quantization", lambda v, c: "bitsandbytes" if v else None, "quantization='bitsandbytes'"
+                "engine.quantization",
+                lambda v, c: "bitsandbytes" if v else None,
+                "quantization='bitsandbytes'",
             ),
             "sglang": unsupported("use sglang.quantization (awq, gptq, fp8) instead"),
             "tensorrt": unsupported("use tensorrt.quantization (W4A16_AWQ, FP8) instead"),
@@ -259,7 +267,9 @@ MATRIX: tuple[Row, ...] = (
             "vllm": hint("engine.max_num_seqs", _BATCH_HINT),
             "sglang": hint("engine.max_running_requests", _BATCH_HINT),
             "tensorrt": hint("engine.max_batch_size", "an upper bound of in-flight batching"),
-            "openai": translated(None, None, "requests in flight = batch_size when traffic is offline"),
+            "openai": translated(
+                None, None, "requests in flight = batch_size when traffic is offline"
+            ),
         },
     ),
     Row(
@@ -289,7 +299,8 @@ MATRIX: tuple[Row, ...] = (
         "Multi-GPU strategy",
         {
             "pytorch": translated(
-                "engine.device_map", lambda v, c: "auto" if v != "none" else None,
+                "engine.device_map",
+                lambda v, c: "auto" if v != "none" else None,
                 "device_map='auto' (layers split over GPUs, run in turn)",
             ),
             "vllm": translated("engine.tensor_parallel_size", _tp_size, "tensor_parallel_size"),
@@ -302,7 +313,9 @@ MATRIX: tuple[Row, ...] = (
         "traffic_simulation.mode",
         "Request arrival pattern",
         {
-            "pytorch": translated(None, None, "arrivals are batched: generate() has no async queue"),
+            "pytorch": translated(
+                None, None, "arrivals are batched: generate() has no async queue"
+            ),
             "vllm": same(None, "async engine with streaming"),
             "sglang": same(None, "async engine with streaming"),
             "tensorrt": same(None, "generate_async with streaming"),

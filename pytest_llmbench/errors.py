@@ -28,3 +28,27 @@ class UnsupportedParameter(LLMBenchError):
 
 class EngineError(LLMBenchError):
     """The engine failed while serving a workload; fails the test that needed it."""
+
+
+class ReportError(LLMBenchError):
+    """A report file (e.g. a baseline) cannot be read; the message names the file and problem."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class MixedBackendsError(LLMBenchError):
+    """Results of different backends would be pooled; refused unless mixing is allowed."""
+
+    def __init__(self, backends: list[str] | tuple[str, ...] | set[str]) -> None:
+        self.backends = tuple(sorted(set(backends)))
+        super().__init__(
+            f"Mixed backends detected: {', '.join(self.backends)}. Aggregating results from "
+            "different backends produces statistically invalid comparisons."
+        )
+
+
+class StorageError(LLMBenchError):
+    """A saved run cannot be found or written in the storage folder."""

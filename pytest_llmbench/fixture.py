@@ -92,7 +92,9 @@ class LLMBench:
             config=self._session.config.to_dict(),
             workload=workload.describe(),
             traffic={
-                "arrival_offsets_s": None if schedule.arrival_offsets_s is None else list(schedule.arrival_offsets_s),
+                "arrival_offsets_s": None
+                if schedule.arrival_offsets_s is None
+                else list(schedule.arrival_offsets_s),
                 "max_concurrency": schedule.max_concurrency,
             },
             repetitions=tuple(repetitions),

@@ -12,6 +12,7 @@ from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_
 from pytest_llmbench.errors import ConfigError
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
+ENERGY_CHOICES = ("auto", "nvml", "nvml-power", "rapl", "none")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -20,8 +21,10 @@ def add_options(parser: pytest.Parser) -> None:
 
     def option(name: str, ini_type: str | None = None, default: Any = None, **kwargs: Any) -> None:
         dest = name.lstrip("-").replace("-", "_")
-        group.addoption(name, dest=dest, default=None, **kwargs)
-        parser.addini(dest, kwargs.get("help", ""), type=ini_type, default=default)  # type: ignore[arg-type]
+        help_text = kwargs.pop("help", "")
+        # argparse %-formats help strings; ini help is shown verbatim.
+        group.addoption(name, dest=dest, default=None, help=help_text.replace("%", "%%"), **kwargs)
+        parser.addini(dest, help_text, type=ini_type, default=default)  # type: ignore[arg-type]
 
     option(
         "--llm-backend",
@@ -32,9 +35,27 @@ def add_options(parser: pytest.Parser) -> None:
         help="Backend(s) to benchmark: pytorch, vllm, sglang, tensorrt, openai or auto "
         "(vllm when CUDA and vLLM are present, else pytorch). Repeatable or comma-separated.",
     )
-    option("--llm-model", None, "", metavar="DIR", help="Local model directory (default: the embedded tiny model).")
-    option("--llm-config", None, "", metavar="YAML", help="Experiment config file (see docs/configuration.md).")
-    option("--llm-preset", None, "", metavar="NAME", help="A shipped preset from configs/presets/, applied first.")
+    option(
+        "--llm-model",
+        None,
+        "",
+        metavar="DIR",
+        help="Local model directory (default: the embedded tiny model).",
+    )
+    option(
+        "--llm-config",
+        None,
+        "",
+        metavar="YAML",
+        help="Experiment config file (see docs/configuration.md).",
+    )
+    option(
+        "--llm-preset",
+        None,
+        "",
+        metavar="NAME",
+        help="A shipped preset from configs/presets/, applied first.",
+    )
     option(
         "--llm-set",
         "args",
@@ -43,9 +64,24 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="KEY=VALUE",
         help="Override one config key, e.g. --llm-set decoder.temperature=0.7 (repeatable).",
     )
-    option("--llm-device", None, "", choices=DEVICES, help="Where the pytorch backend runs (default auto).")
-    option("--llm-repeat", None, "", type=int, metavar="N", help="Measured repetitions per benchmark.")
-    option("--llm-warmup", None, "", type=int, metavar="N", help="Unmeasured warm-up runs per benchmark.")
+    option(
+        "--llm-device",
+        None,
+        "",
+        choices=DEVICES,
+        help="Where the pytorch backend runs (default auto).",
+    )
+    option(
+        "--llm-repeat", None, "", type=int, metavar="N", help="Measured repetitions per benchmark."
+    )
+    option(
+        "--llm-warmup",
+        None,
+        "",
+        type=int,
+        metavar="N",
+        help="Unmeasured warm-up runs per benchmark.",
+    )
     option("--llm-json", None, "", metavar="PATH", help="Write the JSON report here (atomically).")
     option(
         "--llm-ignore-backend-warnings",
@@ -62,6 +98,95 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="K",
         help="With pytest-xdist (-n N): give each worker its own K GPUs via CUDA_VISIBLE_DEVICES.",
     )
+    option(
+        "--llm-energy",
+        None,
+        "auto",
+        choices=ENERGY_CHOICES,
+        help="Energy meter: auto (NVML counter, else NVML power sampling, else RAPL for CPU "
+        "backends), nvml, nvml-power, rapl or none. Unreadable meters report 'unavailable'.",
+    )
+    option(
+        "--llm-min-energy-window",
+        None,
+        "",
+        type=int,
+        metavar="N",
+        help="Minimum counter updates (or samples) per energy window; shorter workloads repeat "
+        "inside the window (default 20, ~2 s on an H100's counter).",
+    )
+    option(
+        "--llm-energy-interval",
+        None,
+        "",
+        type=float,
+        metavar="S",
+        help="Power sampling / polling interval in seconds (default 0.05).",
+    )
+    option(
+        "--llm-energy-idle",
+        None,
+        "",
+        type=float,
+        metavar="S",
+        help="Seconds of idle baseline per device before the first engine loads "
+        "(default 5; 0: none).",
+    )
+    option(
+        "--llm-energy-idle-max-age",
+        None,
+        "",
+        type=float,
+        metavar="S",
+        help="Reuse a cached idle baseline of the same GPUs up to this age (default 86400 s).",
+    )
+    option(
+        "--llm-compare",
+        None,
+        "",
+        nargs="?",
+        const="",
+        metavar="BASELINE",
+        help="Compare with a baseline report: a path, a saved run number or name, or the "
+        "latest saved run when no value is given.",
+    )
+    option(
+        "--llm-fail-on",
+        "args",
+        [],
+        action="append",
+        metavar="RULES",
+        help="Fail (exit 11) on significant regressions beyond thresholds, e.g. "
+        "'energy_per_output_token:+5%,output_throughput:-3%' (needs --llm-compare).",
+    )
+    option(
+        "--llm-allow-mixed-backends",
+        "bool",
+        False,
+        action="store_true",
+        help="Allow comparing or merging results of different backends (labelled as mixed).",
+    )
+    option(
+        "--llm-save",
+        None,
+        "",
+        metavar="NAME",
+        help="Save the report in the storage folder under NAME.",
+    )
+    option(
+        "--llm-autosave",
+        "bool",
+        False,
+        action="store_true",
+        help="Save every run in the storage folder.",
+    )
+    option(
+        "--llm-storage",
+        None,
+        "",
+        metavar="DIR",
+        help="Storage folder of saved runs (default .llmbench).",
+    )
     for name, _dest, help_text, extra in OPENAI_OPTION_SPECS:
         option(name, None, "", help=help_text, **extra)
     option(
@@ -69,7 +194,8 @@ def add_options(parser: pytest.Parser) -> None:
         None,
         "skip",
         choices=UNSUPPORTED_POLICIES,
-        help="When the config sets a parameter a backend lacks: skip its tests (default), error, or warn.",
+        help="When the config sets a parameter a backend lacks: skip its tests (default), "
+        "error, or warn.",
     )
 
 
@@ -88,6 +214,27 @@ class Options:
     ignore_backend_warnings: bool
     unsupported: str
     openai: OpenAIOptions
+    energy: EnergyOptions
+    baseline: BaselineOptions
+
+
+@dataclass(frozen=True)
+class EnergyOptions:
+    choice: str = "auto"
+    min_updates: int | None = None  # None: the meter's default
+    interval_s: float = 0.05
+    idle_s: float = 5.0
+    idle_max_age_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    compare: str | None = None  # None: not given; "": the latest saved run
+    fail_on: tuple[str, ...] = ()
+    allow_mixed: bool = False
+    save: str | None = None
+    autosave: bool = False
+    storage: str = ".llmbench"
 
 
 def _value(config: pytest.Config, dest: str) -> Any:
@@ -134,7 +281,9 @@ def read_options(config: pytest.Config) -> Options:
         raise ConfigError("llm_device", f"{device!r} is not one of {', '.join(DEVICES)}")
     unsupported = _value(config, "llm_unsupported") or "skip"
     if unsupported not in UNSUPPORTED_POLICIES:
-        raise ConfigError("llm_unsupported", f"{unsupported!r} is not one of {', '.join(UNSUPPORTED_POLICIES)}")
+        raise ConfigError(
+            "llm_unsupported", f"{unsupported!r} is not one of {', '.join(UNSUPPORTED_POLICIES)}"
+        )
     repeat = _int(config, "llm_repeat", "--llm-repeat")
     if repeat == 0:
         raise ConfigError("--llm-repeat", "0 is not >= 1")
@@ -152,4 +301,46 @@ def read_options(config: pytest.Config) -> Options:
         ignore_backend_warnings=bool(_value(config, "llm_ignore_backend_warnings")),
         unsupported=unsupported,
         openai=options_from_getoption(lambda dest: _typed(config, dest)),
+        energy=_energy_options(config),
+        baseline=BaselineOptions(
+            compare=config.getoption("llm_compare")
+            if config.getoption("llm_compare") is not None
+            else (config.getini("llm_compare") or None),
+            fail_on=tuple(_value(config, "llm_fail_on") or ()),
+            allow_mixed=bool(_value(config, "llm_allow_mixed_backends")),
+            save=_value(config, "llm_save"),
+            autosave=bool(_value(config, "llm_autosave")),
+            storage=_value(config, "llm_storage") or ".llmbench",
+        ),
+    )
+
+
+def _float(config: pytest.Config, dest: str, option: str, default: float) -> float:
+    value = _value(config, dest)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(option, f"{value!r} is not a number") from None
+    if number < 0:
+        raise ConfigError(option, f"{number:g} is not >= 0")
+    return number
+
+
+def _energy_options(config: pytest.Config) -> EnergyOptions:
+    choice = _value(config, "llm_energy") or "auto"
+    if choice not in ENERGY_CHOICES:
+        raise ConfigError("llm_energy", f"{choice!r} is not one of {', '.join(ENERGY_CHOICES)}")
+    interval = _float(config, "llm_energy_interval", "--llm-energy-interval", 0.05)
+    if interval == 0:
+        raise ConfigError("--llm-energy-interval", "0 is not > 0")
+    return EnergyOptions(
+        choice=choice,
+        min_updates=_int(config, "llm_min_energy_window", "--llm-min-energy-window"),
+        interval_s=interval,
+        idle_s=_float(config, "llm_energy_idle", "--llm-energy-idle", 5.0),
+        idle_max_age_s=_float(
+            config, "llm_energy_idle_max_age", "--llm-energy-idle-max-age", 86400.0
+        ),
     )

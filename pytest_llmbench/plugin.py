@@ -7,17 +7,23 @@ that select no backend stay fast.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_llmbench import hookspecs
-from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError, UnsupportedParameter
+from pytest_llmbench.errors import (
+    BackendUnavailable,
+    ConfigError,
+    EngineError,
+    UnsupportedParameter,
+)
 from pytest_llmbench.options import add_options, read_options
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
 
 if TYPE_CHECKING:
     from pytest_llmbench.config.schema import ExperimentConfig
+    from pytest_llmbench.energy.probe import EnergyProbe
     from pytest_llmbench.fixture import LLMBench
     from pytest_llmbench.session import EngineHandle, LLMBenchSession
 
@@ -56,9 +62,26 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain session
+        from pytest_llmbench.baseline import BaselinePlan
         from pytest_llmbench.collector import ResultCollector
+        from pytest_llmbench.errors import LLMBenchError
 
-        config.pluginmanager.register(ResultCollector(options.json_path), ResultCollector.PLUGIN_NAME)
+        b = options.baseline
+        try:
+            # Before any benchmark runs: a bad rule or a missing/corrupt baseline fails now.
+            plan = BaselinePlan.create(
+                compare=b.compare,
+                fail_on=list(b.fail_on) or None,
+                allow_mixed=b.allow_mixed,
+                save=b.save,
+                autosave=b.autosave,
+                storage_root=b.storage,
+            )
+        except LLMBenchError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.pluginmanager.register(
+            ResultCollector(options.json_path, plan), ResultCollector.PLUGIN_NAME
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -138,8 +161,17 @@ def llm_bench(request: pytest.FixtureRequest, llm_backend: EngineHandle) -> Iter
 
 
 @pytest.fixture
-def energy(request: pytest.FixtureRequest) -> Any:
-    """Measure energy around any code: ``with energy.measure() as m: ...; m.joules``."""
-    from pytest_llmbench.energy.base import UnavailableMeter
+def energy(request: pytest.FixtureRequest) -> EnergyProbe:
+    """Measure energy around any code: ``with energy.measure() as m: ...; m.joules``.
 
-    return UnavailableMeter("no energy meter is implemented yet")
+    ``energy.require()`` skips the test, with the reason, where no meter is readable; reading
+    ``m.joules`` without a meter raises EnergyUnavailableError (never a made-up number).
+    """
+    from pytest_llmbench.energy.probe import EnergyProbe
+
+    session = _session(request.config)
+    try:
+        meter, note = session.fixture_meter()
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return EnergyProbe(meter, note)

@@ -1,28 +1,36 @@
-"""BenchmarkResult: what one benchmark measured, and how it travels (dicts, JSON, test reports)."""
+"""BenchmarkResult and the JSON report: what was measured, and how it travels and is stored.
+
+The report's shape is versioned (``SCHEMA_VERSION``) and described by the JSON Schema
+``pytest_llmbench/schema/report-v1.json`` (:func:`load_schema`). Sections of a result marked
+"derived" in the schema (``metrics``, ``statistics``, ``throughput``, ``latency``, ``energy``)
+are recomputed from the raw repetitions when a report is read, so they can never disagree.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pytest_llmbench.backends.base import Completion
 from pytest_llmbench.energy.base import EnergyReading, EnergyUnavailable
+from pytest_llmbench.errors import ReportError
+from pytest_llmbench.stats import Summary, percentile
+
+if TYPE_CHECKING:
+    from pytest_llmbench.backends.base import Completion
 
 SCHEMA_VERSION = 1
+SCHEMA_RESOURCE = f"schema/report-v{SCHEMA_VERSION}.json"  # inside the package
 USER_PROPERTY = "llmbench_result"  # key under which a result rides on the test report
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolation percentile (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return percentile(values, q) if values else None
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float | None]:
@@ -82,14 +90,16 @@ class Repetition:
             if self.requests + self.errors
             else None,
         }
-        for name, values in (("ttft_s", self.ttft_s), ("itl_s", self.itl_s), ("e2e_latency_s", self.e2e_latency_s)):
+        for name, values in self.latencies().items():
             for key, value in latency_summary(values).items():
                 out[f"{name}_{key}"] = value
         if isinstance(self.energy, EnergyReading):
             e = self.energy
             out["energy_j"] = e.energy_j
             out["dynamic_energy_j"] = e.dynamic_energy_j
-            out["energy_per_output_token"] = e.energy_j / self.output_tokens if self.output_tokens else None
+            out["energy_per_output_token"] = (
+                e.energy_j / self.output_tokens if self.output_tokens else None
+            )
             out["dynamic_energy_per_output_token"] = (
                 e.dynamic_energy_j / self.output_tokens
                 if self.output_tokens and e.dynamic_energy_j is not None
@@ -98,6 +108,10 @@ class Repetition:
             out["energy_per_request"] = e.energy_j / self.requests if self.requests else None
             out["average_power_w"] = e.average_power_w
         return out
+
+    def latencies(self) -> dict[str, tuple[float, ...]]:
+        """Per-request (or per-token, for ``itl_s``) latencies in seconds, by metric base name."""
+        return {"ttft_s": self.ttft_s, "itl_s": self.itl_s, "e2e_latency_s": self.e2e_latency_s}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -163,13 +177,79 @@ class BenchmarkResult:
 
     def aggregate(self) -> dict[str, float | None]:
         """Mean over repetitions of each metric (None where a repetition lacks it)."""
+        return {
+            name: statistics.fmean(values) if values is not None else None
+            for name, values in self.metric_table().items()
+        }
+
+    def metric_table(self) -> dict[str, list[float] | None]:
+        """Each metric's value in every repetition; None where any repetition lacks it."""
         per_rep = [r.metrics() for r in self.repetitions]
-        out: dict[str, float | None] = {}
+        out: dict[str, list[float] | None] = {}
         for key in per_rep[0] if per_rep else {}:
-            values = [m[key] for m in per_rep]
+            values = [m.get(key) for m in per_rep]
             present = [v for v in values if v is not None]
-            out[key] = statistics.fmean(present) if len(present) == len(values) and present else None
+            out[key] = present if present and len(present) == len(values) else None
         return out
+
+    def metric_values(self, name: str) -> list[float] | None:
+        """``name``'s value in every repetition (the unit of comparison), or None if missing."""
+        return self.metric_table().get(name)
+
+    def statistics(self) -> dict[str, Summary]:
+        """Mean, median, stdev and 95% interval over repetitions, per metric."""
+        return {
+            name: Summary.of(values)
+            for name, values in self.metric_table().items()
+            if values is not None
+        }
+
+    def throughput(self) -> dict[str, float | None]:
+        """Tokens and requests per second over all repetitions (totals / total window)."""
+        window = sum(r.window_s for r in self.repetitions)
+
+        def rate(total: int) -> float | None:
+            return total / window if window > 0 else None
+
+        return {
+            "input_tok_s": rate(sum(r.input_tokens for r in self.repetitions)),
+            "output_tok_s": rate(sum(r.output_tokens for r in self.repetitions)),
+            "requests_s": rate(sum(r.requests for r in self.repetitions)),
+        }
+
+    def latency(self) -> dict[str, dict[str, float | None]]:
+        """Latency percentiles (seconds) over the requests of all repetitions pooled."""
+        pooled: dict[str, list[float]] = {}
+        for rep in self.repetitions:
+            for name, values in rep.latencies().items():
+                pooled.setdefault(name, []).extend(values)
+        return {name: latency_summary(values) for name, values in pooled.items()}
+
+    def energy_summary(self) -> dict[str, Any]:
+        """Energy per repetition (means), or ``{"available": False, "reason": ...}``."""
+        reason = self.energy_unavailable_reason
+        if reason is not None or not self.repetitions:
+            return {"available": False, "reason": reason or "no repetitions"}
+        readings = [r.energy for r in self.repetitions if isinstance(r.energy, EnergyReading)]
+        table = self.metric_table()
+
+        def mean(name: str) -> float | None:
+            values = table.get(name)
+            return statistics.fmean(values) if values else None
+
+        first = readings[0]
+        return {
+            "available": True,
+            "method": first.method,
+            "energy_j": mean("energy_j"),
+            "dynamic_energy_j": mean("dynamic_energy_j"),
+            "energy_per_output_token": mean("energy_per_output_token"),
+            "energy_per_request": mean("energy_per_request"),
+            "average_power_w": mean("average_power_w"),
+            "window_s": statistics.fmean(e.window_s for e in readings),
+            "short_windows": self.short_energy_windows,
+            "devices": [asdict(d) for d in first.devices],
+        }
 
     @property
     def energy_unavailable_reason(self) -> str | None:
@@ -180,12 +260,20 @@ class BenchmarkResult:
 
     @property
     def short_energy_windows(self) -> int:
-        return sum(1 for r in self.repetitions if isinstance(r.energy, EnergyReading) and r.energy.short_window)
+        return sum(
+            1
+            for r in self.repetitions
+            if isinstance(r.energy, EnergyReading) and r.energy.short_window
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["repetitions"] = [r.to_dict() for r in self.repetitions]
         data["aggregate"] = self.aggregate()
+        data["statistics"] = {name: s.to_dict() for name, s in self.statistics().items()}
+        data["throughput"] = self.throughput()
+        data["latency"] = self.latency()
+        data["energy"] = self.energy_summary()
         return data
 
     @classmethod
@@ -194,3 +282,134 @@ class BenchmarkResult:
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["repetitions"] = tuple(Repetition.from_dict(r) for r in data["repetitions"])
         return cls(**kwargs)
+
+
+# -- the report ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    """A JSON report: results of one session (or several merged), and the machine they ran on.
+
+    ``complete`` is False while a session is running or after it was interrupted. Results of
+    different backends sit side by side; ``mixed_backends`` is True only in reports merged
+    with mixing explicitly allowed (see :mod:`pytest_llmbench.merge`).
+    """
+
+    results: tuple[BenchmarkResult, ...]
+    started_at: str
+    finished_at: str | None
+    complete: bool
+    machine: dict[str, Any] = field(default_factory=dict)
+    pytest_llmbench_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    mixed_backends: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.pytest_llmbench_version:
+            from pytest_llmbench import __version__
+
+            object.__setattr__(self, "pytest_llmbench_version", __version__)
+
+    @property
+    def backends(self) -> list[str]:
+        return sorted({r.backend for r in self.results})
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "pytest_llmbench_version": self.pytest_llmbench_version,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "complete": self.complete,
+            "backends": self.backends,
+            "machine": self.machine,
+            "results": [r.to_dict() for r in self.results],
+        }
+        if self.mixed_backends:
+            data["mixed_backends"] = True
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<report>") -> Report:
+        """Parse a report dict; :class:`ReportError` naming ``source`` and the problem."""
+        if not isinstance(data, Mapping):
+            raise ReportError(source, f"expected a JSON object, found {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ReportError(
+                source, f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
+            )
+        for key, kind in (("results", list), ("started_at", str), ("complete", bool)):
+            if key not in data:
+                raise ReportError(source, f"missing key {key!r}")
+            if not isinstance(data[key], kind):
+                raise ReportError(source, f"{key!r} should be a {kind.__name__}")
+        results = []
+        for i, item in enumerate(data["results"]):
+            try:
+                results.append(BenchmarkResult.from_dict(item))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise ReportError(source, f"results[{i}]: {what}") from None
+        return cls(
+            results=tuple(results),
+            started_at=data["started_at"],
+            finished_at=data.get("finished_at"),
+            complete=data["complete"],
+            machine=dict(data.get("machine") or {}),
+            pytest_llmbench_version=str(data.get("pytest_llmbench_version") or ""),
+            schema_version=SCHEMA_VERSION,
+            mixed_backends=bool(data.get("mixed_backends", False)),
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats (infinite interval bounds, ...) become null: JSON has no inf/nan."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def read_report_data(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``; :class:`ReportError` (one line) if unreadable or truncated."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(source, f"cannot be read: {exc}") from None
+    if not text.strip():
+        raise ReportError(source, "file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # A report killed mid-write (or a partial artifact download) stops before its last "}".
+        truncated = exc.pos >= len(text.rstrip()) or not text.rstrip().endswith(("}", "]"))
+        hint = "truncated JSON" if truncated else "invalid JSON"
+        raise ReportError(
+            source, f"{hint} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ReportError(source, f"expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def load_report(path: str | Path) -> Report:
+    """Read and parse a report file; :class:`ReportError` names the file and the problem."""
+    return Report.from_dict(read_report_data(path), source=str(path))
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of the current report version (shipped inside the package)."""
+    from importlib import resources
+
+    text = resources.files("pytest_llmbench").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

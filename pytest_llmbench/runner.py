@@ -24,7 +24,9 @@ class RunSettings:
     max_iterations: int = 1000  # a cap on passes per window, against an idle, never-updating meter
 
 
-def _check(completions: Sequence[Completion], requests: Sequence[GenerationRequest], backend: str) -> None:
+def _check(
+    completions: Sequence[Completion], requests: Sequence[GenerationRequest], backend: str
+) -> None:
     if len(completions) != len(requests):
         raise EngineError(
             f"{backend} returned {len(completions)} completions for {len(requests)} requests"
@@ -72,4 +74,3 @@ def run_benchmark(
         run_repetition(backend, requests, schedule, meter, settings.max_iterations)
         for _ in range(settings.repetitions)
     ]
-

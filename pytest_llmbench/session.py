@@ -8,8 +8,10 @@ one of them is alive at a time, so that, e.g., vLLM and TensorRT-LLM never share
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import Backend, BackendSpec, EngineInfo
@@ -17,7 +19,13 @@ from pytest_llmbench.backends.registry import AUTO, Registry
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.energy.base import EnergyMeter, UnavailableMeter
-from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError, UnsupportedParameter
+from pytest_llmbench.errors import (
+    BackendUnavailable,
+    ConfigError,
+    EngineError,
+    LLMBenchError,
+    UnsupportedParameter,
+)
 from pytest_llmbench.options import Options
 from pytest_llmbench.results import BenchmarkResult
 
@@ -53,11 +61,14 @@ class LLMBenchSession:
     _engines: dict[tuple[str, str, str, str], EngineHandle | _Failure] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
     _model_path: str | None = None
+    _meters: list[EnergyMeter] = field(default_factory=list)
+    _fixture_meter: tuple[EnergyMeter, str] | None = None
+    _idle_done: bool = False
 
     @classmethod
     def create(cls, options: Options, registry: Registry) -> LLMBenchSession:
         """Validate everything the user typed; raises ConfigError with the field named."""
-        overrides = [parse_override(o) for o in options.overrides]
+        overrides: list[Mapping[str, Any]] = [parse_override(o) for o in options.overrides]
         cli: dict[str, object] = {}
         if options.model:
             cli["model_name"] = options.model
@@ -79,7 +90,11 @@ class LLMBenchSession:
             _check_model_dir(config.model_name)
         for name in options.backends:
             registry.check_name(name)
-        backends = tuple(dict.fromkeys(registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends))
+        backends = tuple(
+            dict.fromkeys(
+                registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends
+            )
+        )
         return cls(options=options, config=config, registry=registry, backends=backends)
 
     # -- model ---------------------------------------------------------------------------------
@@ -135,8 +150,13 @@ class LLMBenchSession:
             return cached
         if backend_cls.capabilities.own_process:
             self._close_own_process_engines()
+        self.measure_idle_before_engines()
         spec = BackendSpec(
-            model, self.config, compat.translate(self.config, name), device, options={"openai": self.options.openai}
+            model,
+            self.config,
+            compat.translate(self.config, name),
+            device,
+            options={"openai": self.options.openai},
         )
         backend = self._build(name, backend_cls, spec)
         try:
@@ -173,9 +193,57 @@ class LLMBenchSession:
 
         return "cuda" if _cuda_available() and self.config.device != "cpu" else "cpu"
 
+    # -- energy --------------------------------------------------------------------------------
+    def _select(self, cuda_devices: tuple[int, ...] | None) -> tuple[EnergyMeter, str]:
+        from pytest_llmbench.energy.select import select_meter
+
+        e = self.options.energy
+        try:
+            meter, note = select_meter(
+                e.choice,  # type: ignore[arg-type]
+                cuda_devices,
+                sample_interval_s=e.interval_s,
+                min_updates=e.min_updates,
+            )
+        except LLMBenchError as exc:  # an explicit --llm-energy choice that cannot read
+            raise ConfigError("--llm-energy", str(exc)) from None
+        self._meters.append(meter)
+        if not isinstance(meter, UnavailableMeter) and e.idle_s > 0:
+            self._establish_idle(meter)
+        return meter, note
+
+    def _establish_idle(self, meter: EnergyMeter) -> None:
+        from pytest_llmbench.energy.idle import establish_idle
+        from pytest_llmbench.workload.tinymodel import cache_root
+
+        e = self.options.energy
+        establish_idle(
+            meter,  # type: ignore[arg-type]
+            duration_s=e.idle_s,
+            cache_path=cache_root() / "idle.json",
+            max_age_s=e.idle_max_age_s,
+        )
+
+    def measure_idle_before_engines(self) -> None:
+        """Idle power of every visible device, measured once before any engine loads (engines
+        keep GPUs busy or clocked up), and cached by GPU UUID for the per-engine meters."""
+        if not self._idle_done:
+            self._idle_done = True
+            self.fixture_meter()
+
+    def fixture_meter(self) -> tuple[EnergyMeter, str]:
+        """The meter behind the ``energy`` fixture: every device the session can see."""
+        if self._fixture_meter is None:
+            self._fixture_meter = self._select(None)
+        return self._fixture_meter
+
     def _meter_for(self, info: EngineInfo) -> tuple[EnergyMeter, str]:
-        meter = UnavailableMeter("no energy meter is implemented yet")
-        return meter, meter.describe()
+        if info.device == "remote":
+            meter = UnavailableMeter(
+                "the server runs elsewhere: its energy is not measurable from here"
+            )
+            return meter, meter.describe()
+        return self._select(info.cuda_devices if info.device == "cuda" else ())
 
     def discard(self, name: str) -> None:
         """Close and forget ``name``'s engines after a crash, so the next test starts afresh."""
@@ -196,6 +264,11 @@ class LLMBenchSession:
             if isinstance(handle, EngineHandle):
                 _close_quietly(handle.backend)
         self._engines.clear()
+        for meter in self._meters:
+            close = getattr(meter, "close", None)
+            if callable(close):
+                close()
+        self._meters.clear()
 
 
 def _close_quietly(backend: Backend) -> None:
@@ -208,6 +281,10 @@ def _close_quietly(backend: Backend) -> None:
 def _check_model_dir(path: str) -> None:
     p = Path(path)
     if not p.is_dir():
-        raise ConfigError("model_name", f"{path!r} is not a local directory (models are never downloaded)")
+        raise ConfigError(
+            "model_name", f"{path!r} is not a local directory (models are never downloaded)"
+        )
     if not (p / "config.json").is_file():
-        raise ConfigError("model_name", f"{path!r} has no config.json; expected a HuggingFace model directory")
+        raise ConfigError(
+            "model_name", f"{path!r} has no config.json; expected a HuggingFace model directory"
+        )

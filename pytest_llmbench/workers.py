@@ -27,7 +27,9 @@ def visible_devices(env: MutableMapping[str, str], count_devices: int) -> list[s
     return [str(i) for i in range(count_devices)]
 
 
-def pin_worker(env: MutableMapping[str, str], worker_id: str, per_worker: int, count_devices: int) -> list[str]:
+def pin_worker(
+    env: MutableMapping[str, str], worker_id: str, per_worker: int, count_devices: int
+) -> list[str]:
     """Set CUDA_VISIBLE_DEVICES in ``env`` to this worker's slice and return it."""
     devices = visible_devices(env, count_devices)
     index = worker_index(worker_id)
@@ -35,8 +37,9 @@ def pin_worker(env: MutableMapping[str, str], worker_id: str, per_worker: int, c
     if len(chosen) < per_worker:
         raise ConfigError(
             "--llm-gpus-per-worker",
-            f"worker {worker_id} needs devices {index * per_worker}..{(index + 1) * per_worker - 1} "
-            f"but only {len(devices)} are visible ({','.join(devices) or 'none'}); use fewer -n workers",
+            f"worker {worker_id} needs devices {index * per_worker}.."
+            f"{(index + 1) * per_worker - 1} but only {len(devices)} are visible "
+            f"({','.join(devices) or 'none'}); use fewer -n workers",
         )
     env["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
     return chosen

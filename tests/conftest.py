@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _import_heavy_modules_once() -> None:
     """pytester's in-process runs drop modules first imported inside them, and numpy- or
@@ -25,10 +24,11 @@ def _import_heavy_modules_once() -> None:
 
     load_tokenizer(str(ensure_tiny_model()))
 
+
 # A third-party backend, registered through our hook the way a user's plugin would: pure Python,
 # so plugin behaviour is tested in-process without loading torch. It echoes token ids.
 ECHO_BACKEND_CONFTEST = textwrap.dedent(
-    '''
+    """
     import time
     from pytest_llmbench.backends.base import Backend, Capabilities, Completion, EngineInfo
 
@@ -66,7 +66,7 @@ ECHO_BACKEND_CONFTEST = textwrap.dedent(
 
     def pytest_llmbench_register_backends():
         return {"echo": EchoBackend, "broken": BrokenBackend}
-    '''
+    """
 )
 
 

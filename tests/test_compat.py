@@ -26,7 +26,12 @@ def test_top_k_zero_becomes_minus_one_where_the_engine_says_so() -> None:
     assert compat.translate(c, "pytorch").sampling["top_k"] == 0
     assert compat.translate(c, "vllm").sampling["top_k"] == -1
     assert compat.translate(c, "sglang").sampling["top_k"] == -1
-    assert compat.translate(config("decoder.do_sample=true", "decoder.top_k=40"), "vllm").sampling["top_k"] == 40
+    assert (
+        compat.translate(config("decoder.do_sample=true", "decoder.top_k=40"), "vllm").sampling[
+            "top_k"
+        ]
+        == 40
+    )
 
 
 def test_greedy_is_temperature_zero_on_engines_without_do_sample() -> None:
@@ -55,8 +60,13 @@ def test_batch_size_is_exact_on_pytorch_and_a_hint_elsewhere() -> None:
 
 
 def test_bnb_8bit_and_ngram_blocking_are_refused_on_vllm() -> None:
-    t = compat.translate(config("quantization.load_in_8bit=true", "decoder.no_repeat_ngram_size=3"), "vllm")
-    assert [p for p, _ in t.unsupported] == ["decoder.no_repeat_ngram_size", "quantization.load_in_8bit"]
+    t = compat.translate(
+        config("quantization.load_in_8bit=true", "decoder.no_repeat_ngram_size=3"), "vllm"
+    )
+    assert [p for p, _ in t.unsupported] == [
+        "decoder.no_repeat_ngram_size",
+        "quantization.load_in_8bit",
+    ]
     t4 = compat.translate(config("quantization.load_in_4bit=true"), "vllm")
     assert t4.engine["quantization"] == "bitsandbytes" and not t4.unsupported
 
@@ -91,11 +101,16 @@ def test_marker_skips_with_the_reason_and_policy_applies(pytester: pytest.Pytest
     )
     result = pytester.runpytest("--llm-backend", "echo", "-rs")
     result.assert_outcomes(skipped=1, passed=1)
-    assert "echo does not support decoder.min_p: backend 'echo' declares no support" in result.stdout.str()
+    assert (
+        "echo does not support decoder.min_p: backend 'echo' declares no support"
+        in result.stdout.str()
+    )
 
     used = ("--llm-backend", "echo", "--llm-set", "decoder.top_k=5", "-rs")
     skipped = pytester.runpytest(*used)
     skipped.assert_outcomes(skipped=2)
-    assert "echo does not support parameters set in the config: decoder.top_k" in skipped.stdout.str()
+    assert (
+        "echo does not support parameters set in the config: decoder.top_k" in skipped.stdout.str()
+    )
     pytester.runpytest(*used, "--llm-unsupported", "error").assert_outcomes(skipped=1, errors=1)
     pytester.runpytest(*used, "--llm-unsupported", "warn").assert_outcomes(skipped=1, passed=1)

@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmbench.config.fields import build
-from pytest_llmbench.config.load import available_presets, deep_merge, parse_override, resolve_config
+from pytest_llmbench.config.load import (
+    available_presets,
+    deep_merge,
+    parse_override,
+    resolve_config,
+)
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError
 
@@ -29,17 +34,38 @@ def error_of(data: dict) -> str:
         ({"decoder": {"do_sample": "yes"}}, "decoder.do_sample: 'yes' is not a boolean"),
         ({"max_output_tokens": 0}, "max_output_tokens: 0 is not >= 1"),
         ({"max_output_tokens": 2.5}, "max_output_tokens: 2.5 is not an integer"),
-        ({"batching": {"strategy": "greedy"}}, "batching.strategy: 'greedy' is not one of 'static' | 'dynamic'"),
+        (
+            {"batching": {"strategy": "greedy"}},
+            "batching.strategy: 'greedy' is not one of 'static' | 'dynamic'",
+        ),
         ({"batching": 3}, "batching: 3 is not a mapping"),
         ({"nosuch": 1}, "nosuch: unknown key; allowed keys here: batching,"),
-        ({"quantization": {"load_in_4bit": True, "load_in_8bit": True}}, "quantization.load_in_8bit: cannot be true together with load_in_4bit"),
-        ({"max_output_tokens": 8, "min_output_tokens": 9}, "min_output_tokens: 9 is not <= max_output_tokens (8)"),
-        ({"traffic_simulation": {"rate_sweep": [1, -2]}}, "traffic_simulation.rate_sweep[1]: -2.0 is not > 0"),
-        ({"pytorch": {"torch_compile": {"mode": "fast"}}}, "pytorch.torch_compile.mode: 'fast' is not one of"),
+        (
+            {"quantization": {"load_in_4bit": True, "load_in_8bit": True}},
+            "quantization.load_in_8bit: cannot be true together with load_in_4bit",
+        ),
+        (
+            {"max_output_tokens": 8, "min_output_tokens": 9},
+            "min_output_tokens: 9 is not <= max_output_tokens (8)",
+        ),
+        (
+            {"traffic_simulation": {"rate_sweep": [1, -2]}},
+            "traffic_simulation.rate_sweep[1]: -2.0 is not > 0",
+        ),
+        (
+            {"pytorch": {"torch_compile": {"mode": "fast"}}},
+            "pytorch.torch_compile.mode: 'fast' is not one of",
+        ),
         ({"vllm": {"gpu_memory_utilization": 1.2}}, "vllm.gpu_memory_utilization: 1.2 is not <= 1"),
-        ({"vllm": {"speculative": {"method": "draft_model"}}}, "vllm.speculative.model: is required when method is 'draft_model'"),
+        (
+            {"vllm": {"speculative": {"method": "draft_model"}}},
+            "vllm.speculative.model: is required when method is 'draft_model'",
+        ),
         ({"sglang": {"schedule_policy": "x"}}, "sglang.schedule_policy: 'x' is not one of"),
-        ({"tensorrt": {"kv_cache_config": {"free_gpu_memory_fraction": 0}}}, "tensorrt.kv_cache_config.free_gpu_memory_fraction: 0 is not > 0"),
+        (
+            {"tensorrt": {"kv_cache_config": {"free_gpu_memory_fraction": 0}}},
+            "tensorrt.kv_cache_config.free_gpu_memory_fraction: 0 is not > 0",
+        ),
     ],
 )
 def test_bad_values_name_the_dotted_field(data: dict, message: str) -> None:
@@ -84,7 +110,10 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_digest_changes_with_any_setting() -> None:
-    assert ExperimentConfig().digest() != resolve_config(overrides=[parse_override("decoder.top_k=5")]).digest()
+    assert (
+        ExperimentConfig().digest()
+        != resolve_config(overrides=[parse_override("decoder.top_k=5")]).digest()
+    )
     assert ExperimentConfig().digest() == ExperimentConfig().digest()
 
 
@@ -102,8 +131,12 @@ def test_override_parses_into_nested_mapping(path: list[str], value: object) -> 
 
 
 @given(
-    st.dictionaries(keys, st.one_of(st.integers(), st.dictionaries(keys, st.integers(), max_size=3)), max_size=4),
-    st.dictionaries(keys, st.one_of(st.integers(), st.dictionaries(keys, st.integers(), max_size=3)), max_size=4),
+    st.dictionaries(
+        keys, st.one_of(st.integers(), st.dictionaries(keys, st.integers(), max_size=3)), max_size=4
+    ),
+    st.dictionaries(
+        keys, st.one_of(st.integers(), st.dictionaries(keys, st.integers(), max_size=3)), max_size=4
+    ),
 )
 def test_deep_merge_keeps_every_key_and_later_wins(a: dict, b: dict) -> None:
     merged = deep_merge(a, b)

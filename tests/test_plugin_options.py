@@ -12,8 +12,19 @@ import pytest
 
 def test_help_lists_the_llmbench_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*LLM inference benchmarks (pytest-llmbench)*", "*--llm-backend=NAME*"])
-    for option in ("--llm-model", "--llm-config", "--llm-preset", "--llm-device", "--llm-repeat", "--llm-warmup", "--llm-json", "--llm-ignore-backend-warnings"):
+    result.stdout.fnmatch_lines(
+        ["*LLM inference benchmarks (pytest-llmbench)*", "*--llm-backend=NAME*"]
+    )
+    for option in (
+        "--llm-model",
+        "--llm-config",
+        "--llm-preset",
+        "--llm-device",
+        "--llm-repeat",
+        "--llm-warmup",
+        "--llm-json",
+        "--llm-ignore-backend-warnings",
+    ):
         assert option in result.stdout.str()
 
 
@@ -25,7 +36,11 @@ def test_help_imports_no_torch_or_engine() -> None:
         text=True,
         check=True,
     )
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if "|" in line
+    }
     assert "pytest_llmbench" in imported  # the plugin itself was loaded...
     assert not imported & {"torch", "transformers", "vllm", "sglang", "tensorrt_llm", "aiohttp"}
 
@@ -49,8 +64,14 @@ def test_bad_yaml_value_names_the_dotted_field(echo_pytester: pytest.Pytester) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--llm-set", "batching.strategy=greedy"], "batching.strategy: 'greedy' is not one of 'static' | 'dynamic'"),
-        (["--llm-set", "decoder.temprature=1"], "decoder.temprature: unknown key; allowed keys here:"),
+        (
+            ["--llm-set", "batching.strategy=greedy"],
+            "batching.strategy: 'greedy' is not one of 'static' | 'dynamic'",
+        ),
+        (
+            ["--llm-set", "decoder.temprature=1"],
+            "decoder.temprature: unknown key; allowed keys here:",
+        ),
         (["--llm-set", "novalue"], "--llm-set: 'novalue' is not of the form dotted.key=value"),
         (["--llm-preset", "nosuch"], "--llm-preset: 'nosuch' is not one of"),
         (["--llm-model", "/no/such/dir"], "model_name: '/no/such/dir' is not a local directory"),
@@ -58,7 +79,9 @@ def test_bad_yaml_value_names_the_dotted_field(echo_pytester: pytest.Pytester) -
         (["--llm-repeat", "0"], "--llm-repeat: 0 is not >= 1"),
     ],
 )
-def test_bad_input_gets_one_line(echo_pytester: pytest.Pytester, args: list[str], message: str) -> None:
+def test_bad_input_gets_one_line(
+    echo_pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
     result = echo_pytester.runpytest("--llm-backend", "echo", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
@@ -66,10 +89,16 @@ def test_bad_input_gets_one_line(echo_pytester: pytest.Pytester, args: list[str]
 
 
 def test_backends_parametrise_and_k_selects(echo_pytester: pytest.Pytester) -> None:
-    result = echo_pytester.runpytest("--llm-backend", "echo,broken", "-v", "--llm-repeat", "1", "--llm-warmup", "0")
-    result.stdout.fnmatch_lines(["*test_throughput?echo? PASSED*", "*test_throughput?broken? SKIPPED*"])
+    result = echo_pytester.runpytest(
+        "--llm-backend", "echo,broken", "-v", "--llm-repeat", "1", "--llm-warmup", "0"
+    )
+    result.stdout.fnmatch_lines(
+        ["*test_throughput?echo? PASSED*", "*test_throughput?broken? SKIPPED*"]
+    )
     result.assert_outcomes(passed=1, skipped=1)
-    selected = echo_pytester.runpytest("--llm-backend", "echo", "--llm-backend", "broken", "-k", "echo", "-v")
+    selected = echo_pytester.runpytest(
+        "--llm-backend", "echo", "--llm-backend", "broken", "-k", "echo", "-v"
+    )
     selected.assert_outcomes(passed=1)
 
 
@@ -80,7 +109,9 @@ def test_missing_dependency_skips_with_install_hint(echo_pytester: pytest.Pytest
 
 
 def test_ini_options_mirror_the_command_line(echo_pytester: pytest.Pytester) -> None:
-    echo_pytester.makeini("[pytest]\nllm_backend = echo\nllm_repeat = 2\nllm_warmup = 0\nllm_json = out.json\n")
+    echo_pytester.makeini(
+        "[pytest]\nllm_backend = echo\nllm_repeat = 2\nllm_warmup = 0\nllm_json = out.json\n"
+    )
     result = echo_pytester.runpytest()
     result.assert_outcomes(passed=1)
     report = json.loads((echo_pytester.path / "out.json").read_text())

@@ -28,7 +28,9 @@ def make_backend(*overrides: str) -> PytorchBackend:
 
 
 def reqs(lengths: list[int], out: int = 6) -> list[GenerationRequest]:
-    return [GenerationRequest(f"r{i}", tuple(range(5, 5 + n)), out, out) for i, n in enumerate(lengths)]
+    return [
+        GenerationRequest(f"r{i}", tuple(range(5, 5 + n)), out, out) for i, n in enumerate(lengths)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def test_left_padding_does_not_change_greedy_output(greedy: PytorchBackend) -> N
 
 
 def test_seeded_sampling_is_reproducible() -> None:
-    backend = make_backend("decoder.do_sample=true", "decoder.top_k=20", "decoder.temperature=1.5", "random_seed=7")
+    backend = make_backend(
+        "decoder.do_sample=true", "decoder.top_k=20", "decoder.temperature=1.5", "random_seed=7"
+    )
     first = backend.generate(reqs([4, 4]))
     second = backend.generate(reqs([4, 4]))
     assert [c.output_token_ids for c in first] == [c.output_token_ids for c in second]
@@ -69,7 +73,9 @@ def test_greedy_drops_sampling_only_arguments(greedy: PytorchBackend) -> None:
 
 
 def test_dynamic_strategy_runs_every_request(greedy: PytorchBackend) -> None:
-    backend = make_backend("batching.strategy=dynamic", "batching.max_tokens_per_batch=40", "batching.batch_size=8")
+    backend = make_backend(
+        "batching.strategy=dynamic", "batching.max_tokens_per_batch=40", "batching.batch_size=8"
+    )
     completions = backend.generate(reqs([2, 12, 3, 11]))
     assert [c.output_tokens for c in completions] == [6] * 4
 
@@ -78,7 +84,9 @@ def test_greedy_tokens_have_the_highest_log_probability(greedy: PytorchBackend) 
     prompt = tuple(range(5, 12))
     (c,) = greedy.generate([GenerationRequest("x", prompt, 3, 3)])
     chosen = greedy.token_logprobs(prompt, c.output_token_ids[:1])[0]
-    others = [greedy.token_logprobs(prompt, [t])[0] for t in range(20, 30) if t != c.output_token_ids[0]]
+    others = [
+        greedy.token_logprobs(prompt, [t])[0] for t in range(20, 30) if t != c.output_token_ids[0]
+    ]
     assert chosen <= 0
     assert all(chosen >= o for o in others)
 
@@ -94,7 +102,9 @@ def test_encode_decode_and_stop_strings(greedy: PytorchBackend) -> None:
 
 
 def test_bitsandbytes_on_cpu_is_a_clear_error() -> None:
-    with pytest.raises(UnsupportedParameter, match="quantization.load_in_4bit needs CUDA; this run uses cpu"):
+    with pytest.raises(
+        UnsupportedParameter, match="quantization.load_in_4bit needs CUDA; this run uses cpu"
+    ):
         make_backend("quantization.load_in_4bit=true")
 
 
@@ -114,7 +124,9 @@ def test_static_batches_are_exact(lengths: list[int], size: int) -> None:
 
 
 @given(st.lists(st.integers(1, 50), max_size=20), st.integers(10, 200), st.integers(1, 8))
-def test_dynamic_batches_keep_every_request_within_budget(lengths: list[int], budget: int, cap: int) -> None:
+def test_dynamic_batches_keep_every_request_within_budget(
+    lengths: list[int], budget: int, cap: int
+) -> None:
     batches = dynamic_batches(reqs(lengths), budget, cap)
     ids = sorted(r.request_id for b in batches for r in b)
     assert ids == sorted(f"r{i}" for i in range(len(lengths)))

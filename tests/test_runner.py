@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_llmbench.backends.base import Backend, Completion, EngineInfo, GenerationRequest, Schedule
+from pytest_llmbench.backends.base import (
+    Backend,
+    Completion,
+    EngineInfo,
+    GenerationRequest,
+    Schedule,
+)
 from pytest_llmbench.energy.base import DeviceInfo, EnergyReading, UnavailableMeter
 from pytest_llmbench.errors import EngineError
 from pytest_llmbench.results import BenchmarkResult, Repetition
@@ -36,7 +42,17 @@ class CountingBackend(Backend):
         out = []
         for r in requests[: len(requests) - self.drop]:
             times = tuple(0.1 + 0.01 * k for k in range(r.max_output_tokens))
-            out.append(Completion(r.request_id, r.input_tokens, r.max_output_tokens, 0.0, times[-1], times[0], times))
+            out.append(
+                Completion(
+                    r.request_id,
+                    r.input_tokens,
+                    r.max_output_tokens,
+                    0.0,
+                    times[-1],
+                    times[0],
+                    times,
+                )
+            )
         return out
 
     def info(self) -> EngineInfo:
@@ -58,8 +74,14 @@ class FakeCounterWindow:
     def stop(self) -> EnergyReading:
         n = self.updates()
         return EnergyReading(
-            "nvml-counter", 1.0, 2.0 * n, {"GPU-0": 2.0 * n}, (DeviceInfo(0, "fake", "GPU-0"),), n,
-            idle_power_w=0.5, short_window=n < self.meter.min_updates,
+            "nvml-counter",
+            1.0,
+            2.0 * n,
+            {"GPU-0": 2.0 * n},
+            (DeviceInfo(0, "fake", "GPU-0"),),
+            n,
+            idle_power_w=0.5,
+            short_window=n < self.meter.min_updates,
         )
 
 
@@ -84,7 +106,13 @@ def requests(n: int, out: int = 4) -> list[GenerationRequest]:
 
 def test_warmup_and_repetitions_call_the_backend_that_often() -> None:
     backend = CountingBackend()
-    reps = run_benchmark(backend, requests(2), Schedule(), UnavailableMeter("none here"), RunSettings(repetitions=3, warmup=2))
+    reps = run_benchmark(
+        backend,
+        requests(2),
+        Schedule(),
+        UnavailableMeter("none here"),
+        RunSettings(repetitions=3, warmup=2),
+    )
     assert backend.calls == 5
     assert len(reps) == 3
     assert all(r.iterations == 1 and r.requests == 2 and r.output_tokens == 8 for r in reps)
@@ -104,14 +132,26 @@ def test_short_window_repeats_the_workload_inside_it() -> None:
 
 def test_iteration_cap_flags_a_window_still_too_short() -> None:
     backend = CountingBackend()
-    rep = run_repetition(backend, requests(1), Schedule(), FakeCounterMeter(backend, min_updates=50), max_iterations=3)
+    rep = run_repetition(
+        backend,
+        requests(1),
+        Schedule(),
+        FakeCounterMeter(backend, min_updates=50),
+        max_iterations=3,
+    )
     assert rep.iterations == 3
     assert isinstance(rep.energy, EnergyReading) and rep.energy.short_window
 
 
 def test_lost_completions_are_an_engine_error() -> None:
     with pytest.raises(EngineError, match="returned 1 completions for 2 requests"):
-        run_benchmark(CountingBackend(drop=1), requests(2), Schedule(), UnavailableMeter("x"), RunSettings(1, 0))
+        run_benchmark(
+            CountingBackend(drop=1),
+            requests(2),
+            Schedule(),
+            UnavailableMeter("x"),
+            RunSettings(1, 0),
+        )
 
 
 def test_latency_metrics_from_timestamps() -> None:
@@ -129,7 +169,21 @@ def test_result_round_trips_through_a_dict() -> None:
     backend = CountingBackend()
     meter = FakeCounterMeter(backend, min_updates=2)
     reps = tuple(run_benchmark(backend, requests(2), Schedule(), meter, RunSettings(2, 0)))
-    result = BenchmarkResult("t::x", "counting", "0", "m", "cpu", "abc", {}, {"name": "w"}, {}, reps, "nvml-counter", "a", "b")
+    result = BenchmarkResult(
+        "t::x",
+        "counting",
+        "0",
+        "m",
+        "cpu",
+        "abc",
+        {},
+        {"name": "w"},
+        {},
+        reps,
+        "nvml-counter",
+        "a",
+        "b",
+    )
     again = BenchmarkResult.from_dict(result.to_dict())
     assert again == result
     assert again.aggregate() == result.aggregate()
@@ -137,7 +191,9 @@ def test_result_round_trips_through_a_dict() -> None:
 
 
 def test_unavailable_energy_round_trips_with_its_reason() -> None:
-    rep = run_repetition(CountingBackend(), requests(1), Schedule(), UnavailableMeter("no NVML, no RAPL"))
+    rep = run_repetition(
+        CountingBackend(), requests(1), Schedule(), UnavailableMeter("no NVML, no RAPL")
+    )
     data = rep.to_dict()
     assert data["energy"] == {"available": False, "reason": "no NVML, no RAPL", "method": "none"}
     assert Repetition.from_dict(data) == rep

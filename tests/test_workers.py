@@ -26,7 +26,10 @@ def test_slices_respect_an_existing_visible_list_by_uuid() -> None:
 
 
 def test_too_many_workers_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="--llm-gpus-per-worker: worker gw2 needs devices 4..5 but only 4 are visible"):
+    with pytest.raises(
+        ConfigError,
+        match="--llm-gpus-per-worker: worker gw2 needs devices 4..5 but only 4 are visible",
+    ):
         pin_worker({}, "gw2", 2, count_devices=4)
     with pytest.raises(ValueError):
         worker_index("master")
@@ -44,7 +47,9 @@ def test_xdist_session_gathers_every_result(echo_pytester: pytest.Pytester) -> N
     )
     args = ("--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0")
     echo_pytester.runpytest_subprocess(*args, "--llm-json", "plain.json").assert_outcomes(passed=7)
-    xdist = echo_pytester.runpytest_subprocess(*args, "-n", "2", "--dist", "load", "--llm-json", "xdist.json")
+    xdist = echo_pytester.runpytest_subprocess(
+        *args, "-n", "2", "--dist", "load", "--llm-json", "xdist.json"
+    )
     xdist.assert_outcomes(passed=7)
 
     def ids(name: str) -> list[tuple[str, int]]:

@@ -71,7 +71,7 @@ class Completion:
     @property
     def inter_token_s(self) -> list[float]:
         times = self.token_times_s
-        return [b - a for a, b in zip(times, times[1:])]
+        return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ class _StepClock:
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
         import torch
 
         self.times.append(time.perf_counter())
@@ -83,14 +85,20 @@ class PytorchBackend(Backend):
         if engine.get("device_map"):
             kwargs["device_map"] = engine["device_map"]
             if cfg.pytorch.max_memory:
-                kwargs["max_memory"] = {_device_key(k): v for k, v in cfg.pytorch.max_memory.items()}
+                kwargs["max_memory"] = {
+                    _device_key(k): v for k, v in cfg.pytorch.max_memory.items()
+                }
         if engine.get("load_in_4bit") or engine.get("load_in_8bit"):
             kwargs["quantization_config"] = self._bnb_config(engine)
             kwargs.setdefault("device_map", {"": 0})
         return kwargs
 
     def _bnb_config(self, engine: dict[str, Any]) -> Any:
-        field = "quantization.load_in_4bit" if engine.get("load_in_4bit") else "quantization.load_in_8bit"
+        field = (
+            "quantization.load_in_4bit"
+            if engine.get("load_in_4bit")
+            else "quantization.load_in_8bit"
+        )
         if self.spec.device != "cuda":
             raise UnsupportedParameter(f"{field} needs CUDA; this run uses {self.spec.device}")
         if importlib.util.find_spec("bitsandbytes") is None:
@@ -98,7 +106,8 @@ class PytorchBackend(Backend):
         from transformers import BitsAndBytesConfig
 
         return BitsAndBytesConfig(
-            load_in_4bit=bool(engine.get("load_in_4bit")), load_in_8bit=bool(engine.get("load_in_8bit"))
+            load_in_4bit=bool(engine.get("load_in_4bit")),
+            load_in_8bit=bool(engine.get("load_in_8bit")),
         )
 
     def start(self) -> None:
@@ -111,7 +120,7 @@ class PytorchBackend(Backend):
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         kwargs = self._load_kwargs()
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         if "device_map" not in kwargs:
             model.to(self.spec.device)
         model.eval()
@@ -119,14 +128,16 @@ class PytorchBackend(Backend):
             model.generation_config.cache_implementation = "static"
         tc = cfg.pytorch.torch_compile
         if tc.enabled:
-            model.forward = torch.compile(model.forward, mode=tc.mode, fullgraph=tc.fullgraph, backend=tc.backend)
+            model.forward = torch.compile(
+                model.forward, mode=tc.mode, fullgraph=tc.fullgraph, backend=tc.backend
+            )
         self._model = model
         draft = cfg.pytorch.assisted_generation.model
         if draft:
             if cfg.batching.batch_size != 1:
                 raise UnsupportedParameter(
-                    "pytorch.assisted_generation.model needs batching.batch_size 1 "
-                    f"(transformers assisted generation is single-sequence), got {cfg.batching.batch_size}"
+                    "pytorch.assisted_generation.model needs batching.batch_size 1 (transformers "
+                    f"assisted generation is single-sequence), got {cfg.batching.batch_size}"
                 )
             self._draft = AutoModelForCausalLM.from_pretrained(draft, **kwargs)
             if "device_map" not in kwargs:
@@ -135,7 +146,7 @@ class PytorchBackend(Backend):
 
     # -- generation --------------------------------------------------------------------------
     def generate_kwargs(self) -> dict[str, Any]:
-        """Arguments of ``model.generate`` from the translated sampling settings and ``pytorch:``."""
+        """``model.generate`` arguments from the translated sampling settings and ``pytorch:``."""
         cfg = self.spec.config
         pt = cfg.pytorch
         sampling = dict(self.spec.translation.sampling)
@@ -173,7 +184,9 @@ class PytorchBackend(Backend):
             return dynamic_batches(requests, b.max_tokens_per_batch, b.batch_size)
         return static_batches(requests, b.batch_size)
 
-    def _run_batch(self, batch: list[GenerationRequest], submitted_s: float, base_kwargs: dict[str, Any]) -> list[Completion]:
+    def _run_batch(
+        self, batch: list[GenerationRequest], submitted_s: float, base_kwargs: dict[str, Any]
+    ) -> list[Completion]:
         import torch
         from transformers import StoppingCriteriaList
 
@@ -199,7 +212,7 @@ class PytorchBackend(Backend):
         generated = sequences[:, width:].tolist()
         eos = tok.eos_token_id
         completions = []
-        for req, row in zip(batch, generated):
+        for req, row in zip(batch, generated, strict=True):
             n = _generated_length(row, eos, req.min_output_tokens)
             n = min(n, req.max_output_tokens)
             times = tuple(clock.times[:n])
@@ -243,7 +256,11 @@ class PytorchBackend(Backend):
         import torch
 
         ids = self._tokenizer(prompt, return_tensors="pt").to(self._model.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self._tokenizer.pad_token_id}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": self._tokenizer.pad_token_id,
+        }
         if stop:
             kwargs["stop_strings"] = list(stop)
             kwargs["tokenizer"] = self._tokenizer
@@ -276,7 +293,9 @@ class PytorchBackend(Backend):
         details = {"torch": torch.__version__, "transformers": transformers.__version__}
         if self._model is not None:
             details["dtype"] = str(self._model.dtype).removeprefix("torch.")
-            details["attn_implementation"] = str(getattr(self._model.config, "_attn_implementation", ""))
+            details["attn_implementation"] = str(
+                getattr(self._model.config, "_attn_implementation", "")
+            )
         devices: tuple[int, ...] = ()
         if self.spec.device == "cuda" and self._model is not None:
             devices = tuple(sorted({p.device.index or 0 for p in self._model.parameters()}))

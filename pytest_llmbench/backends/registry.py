@@ -53,7 +53,9 @@ class Registry:
 
     def add(self, name: str, target: str | type[Backend], origin: str = "") -> None:
         if name in self._targets or name == AUTO:
-            raise ConfigError("--llm-backend", f"backend name {name!r} from {origin} is already taken")
+            raise ConfigError(
+                "--llm-backend", f"backend name {name!r} from {origin} is already taken"
+            )
         self._targets[name] = target
 
     @property

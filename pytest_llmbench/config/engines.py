@@ -136,9 +136,7 @@ class TensorrtConfig:
     max_batch_size: int | None = setting(None, ge=1, doc="Max requests per batch.")
     max_num_tokens: int | None = setting(None, ge=1, doc="Max tokens per batch.")
     max_seq_len: int | None = setting(None, ge=1, doc="Max sequence length.")
-    kv_cache_config: TensorrtKvCacheConfig = setting(
-        factory=TensorrtKvCacheConfig, doc="KV cache."
-    )
+    kv_cache_config: TensorrtKvCacheConfig = setting(factory=TensorrtKvCacheConfig, doc="KV cache.")
     quantization: str | None = setting(None, doc="QuantAlgo name: FP8, W4A16_AWQ, NVFP4, ...")
     engine_dir: str | None = setting(None, doc="Prebuilt TensorRT engine directory.")
     build: dict[str, Any] = setting(factory=dict, doc="BuildConfig options for engine builds.")

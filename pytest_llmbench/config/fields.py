@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -158,7 +157,7 @@ def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
 
 
 def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str, Any]]:
-    """(dotted name, type, doc, default) for every leaf field: the source of the config reference."""
+    """(dotted name, type, doc, default) of every leaf field: the config reference's source."""
     rows: list[tuple[str, str, str, Any]] = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -167,6 +166,7 @@ def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str, Any]]:
         if dataclasses.is_dataclass(tp):
             rows.extend(field_docs(tp, f"{name}."))  # type: ignore[arg-type]
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory: Any = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else factory()
         rows.append((name, _describe(tp), f.metadata.get("doc", ""), default))
     return rows

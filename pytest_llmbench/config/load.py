@@ -25,7 +25,7 @@ def _preset_root() -> Traversable:
     try:
         return resources.files(PRESET_PACKAGE)
     except ModuleNotFoundError:
-        return resources.files("pytest_llmbench").joinpath("..", "configs", "presets")
+        return resources.files("pytest_llmbench").joinpath("..").joinpath("configs/presets")
 
 
 def available_presets() -> list[str]:

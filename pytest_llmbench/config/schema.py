@@ -53,7 +53,9 @@ class QuantizationConfig:
 class BatchingConfig:
     """How requests are grouped; engines with continuous batching treat batch_size as a hint."""
 
-    batch_size: int = setting(1, ge=1, doc="Requests per batch (exact on pytorch, a hint elsewhere).")
+    batch_size: int = setting(
+        1, ge=1, doc="Requests per batch (exact on pytorch, a hint elsewhere)."
+    )
     strategy: Literal["static", "dynamic"] = setting(
         "static", doc="static: fixed-size batches; dynamic: token-aware batches."
     )

@@ -6,6 +6,7 @@ Energy is measured, never invented: a meter that cannot read anything is an
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -33,6 +34,7 @@ class EnergyReading:
     idle_power_w: float | None = None  # sum over devices; None when no idle baseline was taken
     short_window: bool = False  # fewer counter updates than the meter's minimum
     sample_interval_s: float | None = None  # power sampling only
+    update_interval_s: float | None = None  # median time between counter updates seen (cadence)
 
     @property
     def dynamic_energy_j(self) -> float | None:
@@ -44,6 +46,58 @@ class EnergyReading:
     @property
     def average_power_w(self) -> float:
         return self.energy_j / self.window_s if self.window_s > 0 else 0.0
+
+
+# The minimum-window rule: a window needs this many counter updates (NVML: ~10/s, so ~2 s).
+DEFAULT_MIN_UPDATES = 20
+# Meters whose updates are polls or samples (power sampling, RAPL) need this much time instead.
+MIN_WINDOW_S = 2.0
+
+
+def min_polls(interval_s: float) -> int:
+    """Polls (or samples) at ``interval_s`` that make a window of MIN_WINDOW_S."""
+    return max(2, math.ceil(MIN_WINDOW_S / interval_s))
+
+
+class NotReadable(Exception):
+    """Raised while building or reading a meter; the message is the reason users see."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class IdleBaseline:
+    """Idle power per device, keyed like ``EnergyReading.per_device_j``. Watts."""
+
+    per_device_w: dict[str, float]
+    source: str  # how it was obtained, e.g. "measured over 5.0 s" or "cache ~/x.json, age 2.1 h"
+
+    def total_w(self, devices: tuple[DeviceInfo, ...]) -> float | None:
+        """Idle watts summed over ``devices``; None when one of them has no baseline."""
+        try:
+            return sum(self.per_device_w[device.uuid] for device in devices)
+        except KeyError:
+            return None
+
+
+def describe_meter(
+    method: str,
+    devices: tuple[DeviceInfo, ...],
+    min_updates: int,
+    idle: IdleBaseline | None,
+    detail: str = "",
+) -> str:
+    """The one-line summary every meter's ``describe()`` gives."""
+    names = "; ".join(f"{d.name} {d.uuid}".strip() for d in devices)
+    idle_w = idle.total_w(devices) if idle else None
+    idle_text = f"idle {idle_w:.1f} W ({idle.source})" if idle and idle_w is not None else "no idle"
+    extra = f", {detail}" if detail else ""
+    return (
+        f"energy: {method} on {len(devices)} device(s) [{names}]{extra}, "
+        f"min {min_updates} updates/window, {idle_text}"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,13 +125,33 @@ class EnergyWindow(Protocol):
 class EnergyMeter(Protocol):
     """Measures the energy of a set of devices over windows of time."""
 
-    method: str
-    min_updates: int  # fewer counter updates than this make a window too short
+    # Read-only properties, so that frozen dataclasses (UnavailableMeter) satisfy the protocol.
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def min_updates(self) -> int:
+        """Fewer counter updates than this make a window too short."""
+        ...
 
     def start(self) -> EnergyWindow: ...
 
     def describe(self) -> str:
         """One line for the terminal summary: method, devices, idle baseline."""
+        ...
+
+
+@runtime_checkable
+class DeviceMeter(EnergyMeter, Protocol):
+    """A meter that reads real devices: it carries their idle baseline and holds a library open."""
+
+    idle: IdleBaseline | None  # set by idle.establish_idle; readings then give dynamic joules
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]: ...
+
+    def close(self) -> None:
+        """Release what the meter holds (NVML); call once at session end."""
         ...
 
 
@@ -109,3 +183,6 @@ class UnavailableMeter:
 
     def describe(self) -> str:
         return f"energy: unavailable ({self.reason})"
+
+    def close(self) -> None:
+        """Nothing to release; here so the session can close any meter."""

@@ -1,4 +1,4 @@
-"""The JSON report: written atomically, rewritten after every result so nothing completed is lost."""
+"""The JSON report: written atomically, rewritten after each result so nothing done is lost."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import __version__
-from pytest_llmbench.results import SCHEMA_VERSION, BenchmarkResult
+from pytest_llmbench.results import BenchmarkResult, Report, _json_safe
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -29,17 +28,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
-def build_report(results: Sequence[BenchmarkResult], *, complete: bool, started_at: str, finished_at: str | None) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "pytest_llmbench_version": __version__,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "complete": complete,
-        "backends": sorted({r.backend for r in results}),
-        "results": [r.to_dict() for r in results],
-    }
+def build_report(
+    results: Sequence[BenchmarkResult],
+    *,
+    complete: bool,
+    started_at: str,
+    finished_at: str | None,
+    machine: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report dict (see results.Report); ``machine`` defaults to this machine, cached."""
+    if machine is None:
+        from pytest_llmbench.environment import cached_machine_info
+
+        machine = cached_machine_info()
+    report = Report(
+        results=tuple(results),
+        started_at=started_at,
+        finished_at=finished_at,
+        complete=complete,
+        machine=machine,
+    )
+    return report.to_dict()
 
 
 def write_report(path: str | Path, report: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(_json_safe(report), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")

@@ -41,7 +41,17 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
                 _energy(r, agg),
             ]
         )
-    headers = ["benchmark", "workload", "reps", "out tok/s", "req/s", "TTFT p50 ms", "E2E p50 ms", "E2E p99 ms", "J/out tok"]
+    headers = [
+        "benchmark",
+        "workload",
+        "reps",
+        "out tok/s",
+        "req/s",
+        "TTFT p50 ms",
+        "E2E p50 ms",
+        "E2E p99 ms",
+        "J/out tok",
+    ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
@@ -53,7 +63,9 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         by_backend.setdefault(r.backend, []).append(r)
     for backend, group in by_backend.items():
         first = group[0]
-        lines.append(f"backend {backend} {first.backend_version} on {first.device}, model {first.model}")
+        lines.append(
+            f"backend {backend} {first.backend_version} on {first.device}, model {first.model}"
+        )
         lines.append(backend_table(group))
         reasons = {r.energy_unavailable_reason for r in group} - {None}
         for reason in sorted(r for r in reasons if r):

@@ -53,7 +53,9 @@ class Workload:
         return self.output_tokens if self.min_output_tokens is None else self.min_output_tokens
 
 
-def _stable_ids(tokenizer: Tokenizer, ids: list[int], length: int, rng: random.Random, pool: list[int]) -> list[int]:
+def _stable_ids(
+    tokenizer: Tokenizer, ids: list[int], length: int, rng: random.Random, pool: list[int]
+) -> list[int]:
     """Ids of exactly ``length`` tokens whose decode -> encode round trip returns them unchanged."""
     for _ in range(20):
         text = tokenizer.decode(ids)
@@ -66,7 +68,9 @@ def _stable_ids(tokenizer: Tokenizer, ids: list[int], length: int, rng: random.R
     return ids  # token-id protocols use the ids directly; only text protocols see drift
 
 
-def synthetic_requests(workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]) -> list[GenerationRequest]:
+def synthetic_requests(
+    workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]
+) -> list[GenerationRequest]:
     """``workload.num_prompts`` requests of random ordinary tokens (seeded)."""
     if workload.shared_prefix_tokens > workload.input_tokens:
         raise ConfigError(
@@ -105,9 +109,13 @@ def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRe
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ConfigError("workload.dataset", f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            raise ConfigError(
+                "workload.dataset", f"{path}:{lineno}: invalid JSON ({exc.msg})"
+            ) from None
         if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-            raise ConfigError("workload.dataset", f'{path}:{lineno}: expected {{"prompt": "<text>"}}')
+            raise ConfigError(
+                "workload.dataset", f'{path}:{lineno}: expected {{"prompt": "<text>"}}'
+            )
         prompts.append(record["prompt"])
     if not prompts:
         raise ConfigError("workload.dataset", f"{path}: no prompts")
@@ -126,7 +134,9 @@ def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRe
     return requests
 
 
-def build_requests(workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]) -> list[GenerationRequest]:
+def build_requests(
+    workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]
+) -> list[GenerationRequest]:
     if workload.dataset:
         return file_requests(workload, tokenizer)
     return synthetic_requests(workload, tokenizer, vocab_ids)

@@ -55,14 +55,38 @@ def cache_root() -> Path:
 def _corpus(seed: int, lines: int = 4000) -> list[str]:
     """Deterministic text for training the tokenizer: syllable words plus digits and punctuation."""
     rng = random.Random(seed)
-    onsets = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "st", "tr"]
+    onsets = [
+        "b",
+        "c",
+        "d",
+        "f",
+        "g",
+        "h",
+        "k",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "v",
+        "w",
+        "st",
+        "tr",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ee"]
-    words = ["".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(1, 3))) for _ in range(600)]
+    words = [
+        "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(1, 3)))
+        for _ in range(600)
+    ]
     out = []
     for _ in range(lines):
         n = rng.randint(4, 16)
         sentence = " ".join(rng.choice(words) for _ in range(n))
-        out.append(sentence.capitalize() + rng.choice([".", "!", "?", ",", f" {rng.randint(0, 999)}."]))
+        out.append(
+            sentence.capitalize() + rng.choice([".", "!", "?", ",", f" {rng.randint(0, 999)}."])
+        )
     return out
 
 
@@ -102,7 +126,6 @@ def _build_model(spec: TinyModelSpec, target: Path, vocab_size: int) -> None:
         eos_token_id=2,
         pad_token_id=2,
         tie_word_embeddings=False,
-        torch_dtype="float32",
     )
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
@@ -155,12 +178,14 @@ SHAPES: dict[str, TinyModelSpec] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pytest_llmbench.workload.tinymodel --shape llama-1.1b``: build, print the path."""
+    """Build a model shape and print its path (``python -m ...tinymodel --shape llama-1.1b``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
-    parser.add_argument("--root", type=Path, default=None, help="cache folder (default: %(default)s)")
+    parser.add_argument(
+        "--root", type=Path, default=None, help="cache folder (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     print(ensure_tiny_model(SHAPES[args.shape], args.root))
     return 0

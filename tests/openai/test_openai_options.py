@@ -82,7 +82,9 @@ def test_pytest_option_roundtrip(pytester: pytest.Pytester) -> None:
     args = ["--llm-server-url", "http://h:1/v1/", "--llm-request-timeout", "5"]
     result = pytester.runpytest_inprocess(*args, "--llm-max-connections", "8")
     result.assert_outcomes(passed=1)
-    pytester.makeini("[pytest]\nllm_server_url = http://h:1\nllm_request_timeout = 5\nllm_max_connections = 8\n")
+    pytester.makeini(
+        "[pytest]\nllm_server_url = http://h:1\nllm_request_timeout = 5\nllm_max_connections = 8\n"
+    )
     pytester.runpytest_inprocess().assert_outcomes(passed=1)
     bad = pytester.runpytest_inprocess("--llm-server-url", "localhost:8000")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR

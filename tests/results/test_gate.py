@@ -1,0 +1,289 @@
+"""The gate: rule parsing, noise-aware verdicts, matching, and every non-comparable case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_llmbench.errors import ConfigError, ReportError
+from pytest_llmbench.gate import (
+    EXIT_REGRESSION,
+    Rule,
+    Verdict,
+    compare,
+    compare_with_file,
+    judge,
+    parse_fail_on,
+)
+from pytest_llmbench.metrics import METRICS
+from tests.results.factories import H100, make_report, make_result, noisy, write
+
+EPT = "energy_per_output_token"
+
+
+def test_parse_rules_from_the_issue() -> None:
+    rules = parse_fail_on("energy_per_output_token:+5%,output_throughput:-3%")
+    assert rules == (Rule(EPT, 0.05, True, 1), Rule("output_throughput", 0.03, True, -1))
+    assert [str(r) for r in rules] == ["energy_per_output_token:+5%", "output_throughput:-3%"]
+
+
+def test_parse_without_sign_uses_the_worse_direction_and_absolute_thresholds() -> None:
+    a, b, c = parse_fail_on(["output_throughput:3%", "ttft_s_p99:0.05", "itl_s_p50:+1e-3"])
+    assert (a.sign, a.relative) == (-1, True)
+    assert (b.sign, b.relative, b.threshold) == (1, False, 0.05)
+    assert c.threshold == 0.001
+
+
+@given(
+    st.sampled_from(sorted(METRICS)),
+    st.sampled_from(["+", "-", ""]),
+    st.floats(0, 500),
+    st.booleans(),
+)
+def test_parse_round_trips(metric: str, sign: str, number: float, pct: bool) -> None:
+    text = f"{metric}:{sign}{number!r}{'%' if pct else ''}"
+    (rule,) = parse_fail_on(text)
+    assert rule.metric == metric and rule.relative is pct
+    assert rule.threshold == pytest.approx(number / 100 if pct else number)
+    (again,) = parse_fail_on(str(rule))  # str() keeps 6 significant digits
+    assert (again.metric, again.sign, again.relative) == (rule.metric, rule.sign, rule.relative)
+    assert again.threshold == pytest.approx(rule.threshold, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "energy_per_token:+5%",
+            "unknown metric 'energy_per_token'; known metrics: output_throughput,",
+        ),
+        ("ttft_s:+5%", "'ttft_s' needs a statistic over requests: one of ttft_s_mean, ttft_s_p50"),
+        ("energy_per_output_token", "is not METRIC:[+|-]NUMBER[%]"),
+        ("energy_per_output_token:five%", "is not METRIC:[+|-]NUMBER[%]"),
+    ],
+)
+def test_parse_errors_name_the_option_and_what_is_allowed(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_fail_on(text)
+    assert str(info.value).startswith("--llm-fail-on: ") and message in str(info.value)
+
+
+PLUS5 = Rule(EPT, 0.05, True, 1)
+
+
+def test_judge_regression_noise_ok_improved() -> None:
+    base = noisy(0.5, 0.01, 5, seed=1)
+    assert judge(base, noisy(0.55, 0.01, 5, seed=2), PLUS5)[0] is Verdict.REGRESSION
+    assert judge(base, noisy(0.55, 0.15, 5, seed=2), PLUS5)[0] is Verdict.WITHIN_NOISE
+    assert judge(base, noisy(0.505, 0.01, 5, seed=2), PLUS5)[0] is Verdict.OK
+    assert judge(base, noisy(0.45, 0.01, 5, seed=2), PLUS5)[0] is Verdict.IMPROVED
+
+
+def test_judge_follows_the_rule_direction_for_throughput() -> None:
+    rule = Rule("output_throughput", 0.03, True, -1)
+    base = noisy(1000, 0.005, 5, seed=3)
+    assert judge(base, noisy(900, 0.005, 5, seed=4), rule)[0] is Verdict.REGRESSION
+    assert judge(base, noisy(1100, 0.005, 5, seed=4), rule)[0] is Verdict.IMPROVED
+
+
+def test_judge_absolute_threshold() -> None:
+    rule = Rule("ttft_s_p99", 0.01, False, 1)
+    verdict, change, interval = judge([0.100, 0.101, 0.099], [0.130, 0.131, 0.129], rule)
+    assert verdict is Verdict.REGRESSION and change == pytest.approx(0.03)
+    assert judge([0.100, 0.101, 0.099], [0.105, 0.106, 0.104], rule)[0] is Verdict.OK
+
+
+def test_single_repetition_is_never_a_regression() -> None:
+    verdict, _, interval = judge([0.5], [1.0], PLUS5)
+    assert verdict is Verdict.WITHIN_NOISE and not interval.bounded
+
+
+@given(
+    base=st.lists(st.floats(0.1, 10), min_size=2, max_size=6),
+    cur=st.lists(st.floats(0.1, 10), min_size=2, max_size=6),
+    threshold=st.floats(0, 0.5),
+)
+def test_regression_implies_change_and_whole_interval_beyond_threshold(
+    base: list[float], cur: list[float], threshold: float
+) -> None:
+    rule = Rule(EPT, threshold, True, 1)
+    verdict, change, interval = judge(base, cur, rule)
+    if verdict is Verdict.REGRESSION:
+        assert change > threshold and interval.low - 1 > threshold
+    if verdict is Verdict.OK:
+        assert abs(change) <= threshold
+
+
+def _pair(base_ept: list[float], cur_ept: list[float], **kwargs: object) -> tuple:
+    baseline = make_report([make_result(energy_per_token=base_ept, **kwargs)])  # type: ignore[arg-type]
+    current = make_report([make_result(energy_per_token=cur_ept, **kwargs)])  # type: ignore[arg-type]
+    return baseline, current
+
+
+def test_ten_percent_worse_energy_with_small_noise_fails_with_exit_11() -> None:
+    baseline, current = _pair(noisy(0.5, 0.01, 5, 1), noisy(0.55, 0.01, 5, 2))
+    result = compare(baseline, current, parse_fail_on("energy_per_output_token:+5%"))
+    (row,) = result.rows
+    assert row.verdict is Verdict.REGRESSION and row.gated
+    assert row.change == pytest.approx(0.1, abs=0.02)
+    assert result.failed and result.exit_code == EXIT_REGRESSION == 11
+    assert "FAILED" in result.summary_line() and EPT in result.summary_line()
+
+
+def test_ten_percent_change_inside_wider_noise_passes_as_within_noise() -> None:
+    baseline, current = _pair(noisy(0.5, 0.15, 5, 1), noisy(0.55, 0.15, 5, 2))
+    result = compare(baseline, current, parse_fail_on("energy_per_output_token:+5%"))
+    assert [r.verdict for r in result.rows] == [Verdict.WITHIN_NOISE]
+    assert result.exit_code == 0
+
+
+def test_energy_unavailable_skips_energy_gates_with_the_reason() -> None:
+    baseline, current = _pair([0.5, 0.5], [None, None])
+    result = compare(
+        baseline, current, parse_fail_on("energy_per_output_token:+5%,output_throughput:-3%")
+    )
+    energy, throughput = result.rows
+    assert (
+        energy.verdict is Verdict.ENERGY_UNAVAILABLE and energy.detail == "current: NVML not found"
+    )
+    assert throughput.verdict is Verdict.OK
+    assert not result.failed
+
+
+def test_missing_results_on_either_side() -> None:
+    baseline = make_report([make_result("a"), make_result("old")])
+    current = make_report([make_result("a"), make_result("new")])
+    verdicts = {(r.test_id.split("::")[1], r.verdict) for r in compare(baseline, current).rows}
+    assert ("new[pytorch]", Verdict.MISSING_IN_BASELINE) in verdicts
+    assert ("old[pytorch]", Verdict.MISSING_IN_CURRENT) in verdicts
+
+
+def test_matching_ignores_the_model_folder_but_not_the_workload() -> None:
+    baseline = make_report([make_result(model="/home/ci/.cache/llmbench/tiny-1")])
+    moved = make_report([make_result(model="/other/runner/tiny-1/")])
+    assert {r.verdict for r in compare(baseline, moved).rows} != {Verdict.MISSING_IN_BASELINE}
+    other = make_report([make_result(workload={"name": "long", "num_prompts": 99})])
+    kinds = {r.verdict for r in compare(baseline, other).rows}
+    assert kinds == {Verdict.MISSING_IN_BASELINE, Verdict.MISSING_IN_CURRENT}
+
+
+def test_backend_mismatch_is_reported_and_not_compared_unless_allowed() -> None:
+    baseline = make_report([make_result(backend="pytorch", energy_per_token=[0.5, 0.5, 0.5])])
+    current = make_report([make_result(backend="vllm", energy_per_token=[1.0, 1.0, 1.0])])
+    rules = parse_fail_on("energy_per_output_token:+5%")
+    (row,) = compare(baseline, current, rules).rows
+    assert row.verdict is Verdict.BACKEND_MISMATCH
+    assert row.detail.startswith("Mixed backends detected: pytorch, vllm.")
+    allowed = compare(baseline, current, rules, allow_mixed=True)
+    assert allowed.mixed_backends and allowed.rows[0].verdict is Verdict.REGRESSION
+    assert any("mixed backends compared" in n for n in allowed.notes)
+
+
+def test_side_by_side_backends_each_compare_with_their_own_baseline() -> None:
+    both = [make_result(backend="pytorch"), make_result(backend="vllm", energy_per_token=[0.2] * 3)]
+    result = compare(
+        make_report(both), make_report(both), parse_fail_on("energy_per_output_token:+5%")
+    )
+    assert [(r.backend, r.verdict) for r in result.rows] == [
+        ("pytorch", Verdict.OK),
+        ("vllm", Verdict.OK),
+    ]
+
+
+def test_gpu_mismatch_shows_numbers_but_gates_nothing() -> None:
+    a100 = {**H100, "gpus": {"available": True, "devices": [{"index": 0, "name": "A100"}]}}
+    baseline = make_report([make_result(energy_per_token=[0.5, 0.5, 0.5])])
+    current = make_report([make_result(energy_per_token=[1.0, 1.0, 1.0])], machine=a100)
+    result = compare(baseline, current, parse_fail_on("energy_per_output_token:+5%"))
+    (row,) = result.rows
+    assert row.verdict is Verdict.GPU_MISMATCH and row.current == pytest.approx(1.0)
+    assert not result.failed and "GPUs differ" in result.notes[0]
+
+
+def test_schema_mismatch_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps({"schema_version": 2, "results": []}))
+    current = make_report([make_result()])
+    result = compare_with_file(current, path, parse_fail_on("energy_per_output_token:+5%"))
+    assert [r.verdict for r in result.rows] == [Verdict.SCHEMA_MISMATCH]
+    assert not result.failed
+
+
+def test_corrupt_baseline_raises_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "base.json"
+    path.write_text(make_report([make_result()]).to_json()[:100])
+    with pytest.raises(ReportError, match=r"^.*base\.json: truncated JSON at line \d+"):
+        compare_with_file(make_report([make_result()]), path)
+
+
+def test_table_has_the_columns_and_verdicts(tmp_path: Path) -> None:
+    baseline, current = _pair(noisy(0.5, 0.01, 5, 1), noisy(0.55, 0.01, 5, 2))
+    result = compare_with_file(
+        current, write(tmp_path / "b.json", baseline), parse_fail_on("energy_per_output_token:+5%")
+    )
+    table = result.table()
+    header = table.splitlines()[0].split()
+    assert header == [
+        "test",
+        "backend",
+        "metric",
+        "baseline",
+        "current",
+        "change",
+        "interval",
+        "rule",
+        "verdict",
+    ]
+    assert "test_bench.py::test_a[pytorch]" in table and "regression" in table and "+5%" in table
+    assert result.lines()[0] == f"baseline: {tmp_path / 'b.json'}"
+
+
+def test_without_rules_headline_metrics_are_shown_not_gated() -> None:
+    baseline, current = _pair([0.5, 0.5, 0.5], [0.9, 0.9, 0.9])
+    result = compare(baseline, current)
+    assert [r.metric for r in result.rows][:2] == ["output_throughput", "request_throughput"]
+    assert not any(r.gated for r in result.rows)
+    assert not result.failed
+    ept = next(r for r in result.rows if r.metric == EPT)
+    assert ept.verdict is Verdict.REGRESSION  # significant, but nobody asked to gate it
+    assert "regression (not gated)" in result.table()
+
+
+def test_baseline_from_an_interrupted_run_is_noted() -> None:
+    baseline = make_report([make_result()], complete=False, finished_at=None)
+    result = compare(baseline, make_report([make_result()]))
+    assert any("interrupted" in n for n in result.notes)
+
+
+def test_energy_metric_without_values_is_energy_unavailable() -> None:
+    from dataclasses import replace
+
+    result = make_result()
+    no_idle = replace(
+        result,
+        repetitions=tuple(
+            replace(r, energy=replace(r.energy, idle_power_w=None))  # type: ignore[type-var]
+            for r in result.repetitions
+        ),
+    )
+    comparison = compare(
+        make_report([result]), make_report([no_idle]), parse_fail_on("dynamic_energy_j:+5%")
+    )
+    (row,) = comparison.rows
+    assert row.verdict is Verdict.ENERGY_UNAVAILABLE
+    assert row.detail == "current: no dynamic_energy_j values"
+
+
+def test_latency_metric_missing_when_the_backend_does_not_stream() -> None:
+    from dataclasses import replace
+
+    result = make_result()
+    no_ttft = replace(result, repetitions=tuple(replace(r, ttft_s=()) for r in result.repetitions))
+    (row,) = compare(
+        make_report([result]), make_report([no_ttft]), parse_fail_on("ttft_s_p50:+5%")
+    ).rows
+    assert row.verdict is Verdict.MISSING_IN_CURRENT

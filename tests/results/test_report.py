@@ -1,0 +1,147 @@
+"""The JSON report: its schema, round trips, derived sections and clear errors on bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_llmbench.errors import ReportError
+from pytest_llmbench.metrics import METRICS
+from pytest_llmbench.report.json_report import build_report, write_report
+from pytest_llmbench.results import SCHEMA_VERSION, Report, load_report, read_report_data
+from tests.results.factories import H100, make_report, make_result, write
+
+
+def test_schema_is_a_valid_json_schema_of_this_version(schema: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+def test_docs_link_to_the_packaged_schema() -> None:
+    docs = Path(__file__).parents[2] / "docs" / "ci.md"
+    assert "pytest_llmbench/schema/report-v1.json" in docs.read_text()
+
+
+def test_report_validates_with_energy_and_without(schema: dict[str, Any]) -> None:
+    report = make_report(
+        [
+            make_result("a"),
+            make_result("b", energy_per_token=(None, None)),
+            make_result("c", "vllm"),
+        ]
+    )
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, schema)
+    assert data["backends"] == ["pytorch", "vllm"]
+    assert data["results"][1]["energy"] == {"available": False, "reason": "NVML not found"}
+
+
+def test_build_report_of_the_collector_validates(schema: dict[str, Any]) -> None:
+    data = build_report(
+        [make_result()], complete=False, started_at="2025-01-01T00:00:00Z", finished_at=None
+    )
+    jsonschema.validate(json.loads(json.dumps(data)), schema)
+    assert data["machine"]["machine_id"]  # this machine, collected once
+
+
+def test_schema_rejects_a_result_without_backend(schema: dict[str, Any]) -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    del data["results"][0]["backend"]
+    with pytest.raises(jsonschema.ValidationError, match="backend"):
+        jsonschema.validate(data, schema)
+
+
+def test_round_trip_keeps_every_raw_value(tmp_path: Path) -> None:
+    report = make_report([make_result("a", energy_per_token=(0.4, 0.5, 0.6))])
+    loaded = load_report(write(tmp_path / "r.json", report))
+    assert loaded == report
+    assert loaded.to_dict() == report.to_dict()
+
+
+def test_result_sections() -> None:
+    result = make_result(energy_per_token=(0.4, 0.5, 0.6), throughput=(900.0, 1000.0, 1100.0))
+    data = result.to_dict()
+    stats = data["statistics"]["energy_per_output_token"]
+    assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.5)
+    assert stats["ci_low"] < 0.5 < stats["ci_high"]
+    assert data["throughput"]["output_tok_s"] == pytest.approx(
+        3000 / sum(1000 / t for t in (900, 1000, 1100))
+    )
+    assert set(data["latency"]) == {"ttft_s", "itl_s", "e2e_latency_s"}
+    assert data["latency"]["e2e_latency_s"]["p50"] == pytest.approx(1.45)
+    energy = data["energy"]
+    assert energy["available"] and energy["method"] == "nvml-counter"
+    assert energy["energy_per_output_token"] == pytest.approx(0.5)
+    assert energy["energy_per_request"] == pytest.approx(50.0)
+    assert energy["devices"] == [{"index": 0, "name": "NVIDIA H100", "uuid": "GPU-1"}]
+    assert set(data["aggregate"]) <= set(METRICS)
+
+
+def test_every_metric_a_repetition_produces_is_in_the_catalogue() -> None:
+    assert set(make_result().repetitions[0].metrics()) <= set(METRICS)
+
+
+def test_write_report_is_atomic_and_json(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "report.json"
+    write_report(path, make_report([make_result()]).to_dict())
+    assert json.loads(path.read_text())["complete"] is True
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "file is empty"),
+        ('{"schema_version": 1, "results": [', "truncated JSON at line 1"),
+        ("{not json}", "invalid JSON at line 1"),
+        ("[1, 2]", "expected a JSON object, found list"),
+    ],
+)
+def test_corrupt_files_give_one_line_errors_naming_the_file(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "base.json"
+    path.write_text(text)
+    with pytest.raises(ReportError) as info:
+        read_report_data(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and problem in message
+    assert "\n" not in message
+
+
+def test_truncated_real_report(tmp_path: Path) -> None:
+    text = make_report([make_result()]).to_json()
+    path = tmp_path / "base.json"
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ReportError, match=r"base\.json: truncated JSON"):
+        load_report(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="nope.json: no such file"):
+        load_report(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda d: d.update(schema_version=99), "schema_version 99 is not supported (expected 1)"),
+        (lambda d: d.pop("results"), "missing key 'results'"),
+        (lambda d: d["results"][0].pop("repetitions"), "results[0]: missing key 'repetitions'"),
+        (lambda d: d.update(complete="yes"), "'complete' should be a bool"),
+    ],
+)
+def test_invalid_report_content(mutate: Any, problem: str) -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    mutate(data)
+    with pytest.raises(ReportError) as info:
+        Report.from_dict(data, source="b.json")
+    assert str(info.value) == f"b.json: {problem}"
+
+
+def test_report_machine_defaults_are_kept() -> None:
+    assert make_report([]).machine == H100

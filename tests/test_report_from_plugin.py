@@ -1,0 +1,33 @@
+"""A real session's JSON report follows the shipped schema and feeds `llmbench` unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import jsonschema
+import pytest
+
+from pytest_llmbench.cli import main
+from pytest_llmbench.results import load_schema
+
+
+def test_session_report_validates_and_compares_with_itself(echo_pytester: pytest.Pytester) -> None:
+    result = echo_pytester.runpytest(
+        "--llm-backend", "echo", "--llm-repeat", "3", "--llm-warmup", "0", "--llm-json", "out.json"
+    )
+    result.assert_outcomes(passed=1)
+    path = echo_pytester.path / "out.json"
+    data = json.loads(path.read_text())
+    jsonschema.validate(data, load_schema())
+    assert data["complete"] is True and data["machine"]["machine_id"]
+    (res,) = data["results"]
+    assert res["energy"]["available"] is False and res["energy"]["reason"]
+    assert res["statistics"]["output_throughput"]["n"] == 3
+
+    out = io.StringIO()
+    code = main(
+        ["compare", str(path), str(path), "--fail-on", "output_throughput:-50%,energy_j:+5%"], out
+    )
+    assert code == 0
+    assert "energy-unavailable" in out.getvalue() and "ok" in out.getvalue()
