@@ -1,0 +1,308 @@
+"""Run a backend in its own process, so engines that manage CUDA never share one.
+
+``HostedBackend`` is a Backend whose methods are forwarded to the real backend in a child process
+(multiprocessing *spawn*, one Pipe). Each call is one pickle round trip: ``generate`` ships the
+whole request list and gets the whole completion list back, never a message per request.
+
+Timestamps cross the process boundary unchanged: on Linux ``time.perf_counter`` is
+``clock_gettime(CLOCK_MONOTONIC)``, one system-wide clock, so a child's ``perf_counter`` values
+are directly comparable with the parent's (``tests/backends/test_host.py`` checks this).
+
+When the child raises, the error arrives as EngineError with the engine's own message and the
+tail of its traceback; when the child dies (OOM killer, segfault) the error says how it died and
+adds the tail of the child's log. Either way the host is dead afterwards: later calls raise
+EngineError and the caller builds a fresh HostedBackend. Our own user-facing errors
+(UnsupportedParameter, BackendUnavailable, ConfigError) keep their class and leave the host alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import tempfile
+import traceback
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_llmbench.backends.base import (
+    Backend,
+    BackendSpec,
+    Completion,
+    EngineInfo,
+    GenerationRequest,
+    Schedule,
+)
+from pytest_llmbench.errors import (
+    BackendUnavailable,
+    ConfigError,
+    EngineError,
+    LLMBenchError,
+    UnsupportedParameter,
+)
+
+DEFAULT_START_TIMEOUT_S = 900.0  # a first vLLM start on a GPU compiles and captures graphs (~3 min)
+_TAIL_LINES = 25
+_CLOSE_GRACE_S = 30.0
+
+
+def resolve_backend_class(target: str | type[Backend]) -> type[Backend]:
+    """A registry name (``vllm``) or an import path (``package.module:Class``) -> the class."""
+    if not isinstance(target, str):
+        return target
+    if ":" in target:
+        import importlib
+
+        module_name, _, attr = target.partition(":")
+        cls: type[Backend] = getattr(importlib.import_module(module_name), attr)
+        return cls
+    from pytest_llmbench.backends.registry import Registry
+
+    return Registry.discover().load(target)
+
+
+def _tail(text: str, lines: int = _TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (e.g. the OOM killer)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
+# -- the child ---------------------------------------------------------------------------------
+def _child_main(
+    conn: Any, target: str | type[Backend], spec: BackendSpec, log_path: str | None
+) -> None:
+    """Serve method calls from the parent until ``close`` or until the parent goes away."""
+    if log_path:
+        # Engine logs (and those of its own worker processes, which inherit the descriptors) go to
+        # a file, whose tail explains a crash that leaves no Python traceback.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    backend: Backend | None = None
+    while True:
+        try:
+            method, args, kwargs = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            method, args, kwargs = "close", (), {}
+            conn = None
+        try:
+            if method == "_construct":
+                backend = resolve_backend_class(target)(spec)
+                result: Any = os.getpid()
+            elif backend is None:
+                raise RuntimeError("the hosted backend was not constructed")
+            else:
+                result = getattr(backend, method)(*args, **kwargs)
+            reply: tuple[Any, ...] = ("ok", result)
+        except BaseException as exc:  # everything goes back to the parent, nothing is lost here
+            reply = ("error", _pack_error(exc))
+        if conn is None:
+            return
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result: say so instead of dying
+            conn.send(("error", _pack_error(exc)))
+        if method == "close":
+            return
+
+
+def _pack_error(exc: BaseException) -> dict[str, Any]:
+    packed: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": _tail(traceback.format_exc()),
+    }
+    if isinstance(exc, ConfigError):
+        packed.update(field=exc.field, detail=exc.detail, source=exc.source)
+    return packed
+
+
+# -- the parent --------------------------------------------------------------------------------
+class HostedBackend(Backend):
+    """``target``'s backend running in a child process; same methods as any Backend.
+
+    ``target`` is a registry name (``"vllm"``) or an import path (``"pkg.module:Class"``); the
+    class is imported here too, which must be cheap (backends import their engine lazily), to
+    expose its name and capabilities. ``start_timeout_s`` bounds ``start``; ``call_timeout_s``
+    (None: no limit) bounds every other call. Both kill the child when exceeded.
+    """
+
+    name = "hosted"
+    extra = ""
+
+    def __init__(
+        self,
+        target: str | type[Backend],
+        spec: BackendSpec,
+        *,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        call_timeout_s: float | None = None,
+        log_dir: str | None = None,
+    ) -> None:
+        super().__init__(spec)
+        hosted = resolve_backend_class(target)
+        # Per instance: a host takes the name and abilities of the backend it runs.
+        self.name = hosted.name  # type: ignore[misc]
+        self.extra = hosted.extra  # type: ignore[misc]
+        self.capabilities = hosted.capabilities  # type: ignore[misc]
+        self.start_timeout_s = start_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self._dead: str | None = None
+        fd, log = tempfile.mkstemp(prefix=f"llmbench-{self.name}-", suffix=".log", dir=log_dir)
+        os.close(fd)
+        self.log_path = log
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe(duplex=True)
+        # Not a daemon: engines start their own worker processes, which daemons may not.
+        self._process = ctx.Process(
+            target=_child_main,
+            args=(child_conn, target, spec, log),
+            name=f"llmbench-{self.name}",
+            daemon=False,
+        )
+        self._process.start()
+        child_conn.close()
+        # A forgotten host must not keep the interpreter waiting for its child at exit.
+        self._finalizer = weakref.finalize(self, _terminate, self._process)
+        self.pid: int = self._call("_construct", timeout_s=self.start_timeout_s)
+
+    @classmethod
+    def check_available(cls) -> str | None:
+        return None  # the hosted class was checked by whoever chose it
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self._process.is_alive()
+
+    # -- forwarding ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._call("start", timeout_s=self.start_timeout_s)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        result: list[Completion] = self._call("generate", list(requests))
+        return result
+
+    def serve(self, requests: Sequence[GenerationRequest], schedule: Schedule) -> list[Completion]:
+        result: list[Completion] = self._call("serve", list(requests), schedule)
+        return result
+
+    def info(self) -> EngineInfo:
+        info: EngineInfo = self._call("info")
+        return info
+
+    def encode(self, text: str) -> list[int]:
+        result: list[int] = self._call("encode", text)
+        return result
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        result: str = self._call("decode", list(token_ids))
+        return result
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Any other method of the hosted backend (``generate_text``, ``token_logprobs``, ...)."""
+        return self._call(method, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the engine in the child and wait for the child to exit; idempotent."""
+        if self._dead is None and self._process.is_alive():
+            # Closing a broken engine may fail: the process is ended below either way.
+            with contextlib.suppress(EngineError):
+                self._call("close", timeout_s=_CLOSE_GRACE_S)
+        self._mark_dead("closed")
+        self._process.join(_CLOSE_GRACE_S)
+        _terminate(self._process)
+        self._conn.close()
+        if self._process.exitcode == 0:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
+
+    # -- the round trip --------------------------------------------------------------------------
+    def _call(self, method: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
+        if self._dead is not None:
+            raise EngineError(
+                f"{self.name} engine process is no longer usable ({self._dead}); "
+                "start a new one for later work"
+            )
+        timeout = self.call_timeout_s if timeout_s is None else timeout_s
+        try:
+            self._conn.send((method, args, kwargs))
+        except (BrokenPipeError, OSError):
+            self._process.join(5)
+            raise self._died(method) from None
+        ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], timeout)
+        if self._conn not in ready:
+            if self._process.sentinel in ready:
+                self._process.join(5)
+                raise self._died(method)
+            self._mark_dead(f"{method} timed out")
+            _terminate(self._process)
+            raise EngineError(
+                f"{self.name} engine: {method} did not finish within {timeout:.0f} s; "
+                f"process ended{self._log_tail()}"
+            )
+        try:
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            self._process.join(5)
+            raise self._died(method) from None
+        if status == "ok":
+            return payload
+        raise self._raise_remote(method, payload)
+
+    def _raise_remote(self, method: str, err: dict[str, Any]) -> Exception:
+        kind = err["type"]
+        if kind == "ConfigError":
+            return ConfigError(err["field"], err["detail"], err["source"])
+        for cls in (UnsupportedParameter, BackendUnavailable, LLMBenchError):
+            if kind == cls.__name__:
+                return cls(err["message"])
+        if kind == "NotImplementedError":
+            return NotImplementedError(err["message"])
+        message = err["message"] if kind == "EngineError" else f"{kind}: {err['message']}"
+        # The engine's state is unknown after a failure: end it; the caller starts a new one.
+        self._mark_dead(f"{method} failed")
+        _terminate(self._process)
+        return EngineError(f"{self.name} engine: {method} failed: {message}\n{err['traceback']}")
+
+    def _died(self, method: str) -> EngineError:
+        how = _describe_exit(self._process.exitcode)
+        self._mark_dead(f"process {how}")
+        return EngineError(f"{self.name} engine process {how} during {method}{self._log_tail()}")
+
+    def _mark_dead(self, why: str) -> None:
+        if self._dead is None:
+            self._dead = why
+
+    def _log_tail(self) -> str:
+        try:
+            text = Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+        tail = _tail(text)
+        return f"\nlast lines of {self.log_path}:\n{tail}" if tail else f" (log: {self.log_path})"
+
+
+def _terminate(process: Any) -> None:
+    """End the child: SIGTERM first (engines clean up their workers), then SIGKILL."""
+    if process.is_alive():
+        process.terminate()
+        process.join(10)
+    if process.is_alive():
+        process.kill()
+        process.join(5)

@@ -1,0 +1,79 @@
+"""A pure-Python backend for testing the process host: importable by a spawned child.
+
+Behaviour is chosen by request id: ``fail`` raises, ``sleep`` blocks for a minute (so a test can
+kill the process mid-call), anything else completes at once with perf_counter timestamps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from pytest_llmbench.backends.base import (
+    Backend,
+    Capabilities,
+    Completion,
+    EngineInfo,
+    GenerationRequest,
+)
+from pytest_llmbench.errors import UnsupportedParameter
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    extra = "fake"
+    capabilities = Capabilities(streaming=True, own_process=True)
+
+    def __init__(self, spec):  # type: ignore[no-untyped-def]
+        super().__init__(spec)
+        self.started = False
+
+    @classmethod
+    def check_available(cls) -> str | None:
+        return None
+
+    def start(self) -> None:
+        if self.spec.model_path == "refuse":
+            raise UnsupportedParameter("fake does not support quantization.load_in_8bit")
+        if self.spec.model_path == "slow-start":
+            time.sleep(60)
+        self.started = True
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        if not self.started:
+            raise RuntimeError("start() was not called")
+        out = []
+        for r in requests:
+            if r.request_id == "fail":
+                raise ValueError("fake engine: CUDA out of memory. Tried to allocate 2.00 GiB")
+            if r.request_id == "sleep":
+                time.sleep(60)
+            t0 = time.perf_counter()
+            times = tuple(time.perf_counter() for _ in range(r.max_output_tokens))
+            out.append(
+                Completion(
+                    r.request_id,
+                    r.input_tokens,
+                    r.max_output_tokens,
+                    t0,
+                    times[-1],
+                    times[0],
+                    times,
+                )
+            )
+        return out
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            "fake", "1.0", self.spec.model_path, "cpu", details={"pid": str(os.getpid())}
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return "".join(chr(i) for i in token_ids)
+
+    def clock(self) -> float:
+        return time.perf_counter()
