@@ -26,7 +26,7 @@ ROUNDS = 5
 def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     if llm_backend.name != "vllm":
         pytest.skip("measures the vLLM backend's harness against vLLM itself")
-    workload = llm_bench.workload("overhead", num_prompts=64, input_tokens=32, output_tokens=32)
+    workload = llm_bench.workload("overhead", num_prompts=64)  # lengths from the config
     tokenizer = load_tokenizer(llm_backend.spec.model_path)
     requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
     host = llm_backend.backend  # a HostedBackend: vLLM lives in its own process

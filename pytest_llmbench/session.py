@@ -142,7 +142,7 @@ class LLMBenchSession:
             raise BackendUnavailable(reason)
         device = self._device_for(name)
         model = self.model_path()
-        key = (name, model, self.config.digest(), device)
+        key = (name, model, self.config.engine_digest(), device)
         cached = self._engines.get(key)
         if isinstance(cached, _Failure):
             raise EngineError(cached.message)

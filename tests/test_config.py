@@ -146,3 +146,21 @@ def test_deep_merge_keeps_every_key_and_later_wins(a: dict, b: dict) -> None:
             assert merged[key] == {**a[key], **value}
         else:
             assert merged[key] == value
+
+
+def test_engine_digest_ignores_per_benchmark_settings() -> None:
+    base = ExperimentConfig()
+    per_benchmark = resolve_config(
+        overrides=[
+            parse_override(o)
+            for o in (
+                "workload.num_prompts=64",
+                "runner.repetitions=9",
+                "traffic_simulation.mode=poisson",
+            )
+        ]
+    )
+    assert per_benchmark.engine_digest() == base.engine_digest()
+    assert per_benchmark.digest() != base.digest()
+    engine = resolve_config(overrides=[parse_override("vllm.max_num_seqs=8")])
+    assert engine.engine_digest() != base.engine_digest()

@@ -100,8 +100,16 @@ class WorkloadConfig:
     """The default synthetic workload of the benchmarks; a benchmark may override it."""
 
     num_prompts: int = setting(8, ge=1, doc="Requests per repetition.")
+    num_prompts_sweep: list[int] = setting(
+        factory=list, doc="Offline throughput: one result per value (e.g. [1, 8, 64])."
+    )
     input_tokens: int = setting(32, ge=1, doc="Prompt length in tokens (exact).")
     dataset: str | None = setting(None, doc="JSONL prompt file instead of synthetic prompts.")
+
+    def validate(self, path: str) -> None:
+        for i, n in enumerate(self.num_prompts_sweep):
+            if n < 1:
+                raise ConfigError(f"{path}.num_prompts_sweep[{i}]", f"{n} is not >= 1")
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,15 @@ class ExperimentConfig:
     def digest(self) -> str:
         """A short stable hash of the resolved config, to match results with baselines."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def engine_digest(self) -> str:
+        """Hash of what an engine is built from: without workload, runner and traffic settings,
+        so a sweep over prompts or rates reuses one engine."""
+        data = self.to_dict()
+        for per_benchmark in ("workload", "runner", "traffic_simulation"):
+            data.pop(per_benchmark)
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> ExperimentConfig:

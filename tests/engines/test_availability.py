@@ -71,8 +71,10 @@ def test_benchmarks_skip_every_test_with_the_install_hint(
 ) -> None:
     if importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} is installed here; this checks a machine without it")
+    # A package of its own: the outer session may already hold modules named like these files.
+    suite = pytester.mkpydir("copied_benchmarks")
     for source in BENCHMARKS.glob("*.py"):
-        shutil.copy(source, pytester.path / source.name)
+        shutil.copy(source, suite / source.name)
 
     result = pytester.runpytest("--llm-backend", name, "-rs", "-p", "no:cacheprovider")
 
