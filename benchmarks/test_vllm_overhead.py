@@ -20,7 +20,7 @@ import pytest
 from pytest_llmbench.workload.prompts import build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
-ROUNDS = 5
+ROUNDS = 6  # even: each path goes first equally often
 
 
 def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
@@ -34,8 +34,8 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
 
     host.call("harness_overhead", requests, 1)  # warm-up of both paths
     direct, backend, hosted = [], [], []
-    for _ in range(ROUNDS):
-        inside = host.call("harness_overhead", requests, 1, False)
+    for i in range(ROUNDS):
+        inside = host.call("harness_overhead", requests, 1, False, i % 2 == 1)
         direct.append(inside.direct_tok_s)
         backend.append(inside.harness_tok_s)
         t0 = time.perf_counter()
@@ -60,4 +60,4 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     # asks for final outputs only, which costs some 10% more on this tiny model.
     floor = 0.9 if inside.engine == "LLM" else 0.8
     assert b / d > floor, summary
-    assert h / d > floor - 0.1, summary
+    assert h / d > floor, summary

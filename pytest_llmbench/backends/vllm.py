@@ -341,12 +341,16 @@ class VllmBackend(Backend):
         )
 
     def harness_overhead(
-        self, requests: Sequence[GenerationRequest], repetitions: int = 5, warmup: bool = True
+        self,
+        requests: Sequence[GenerationRequest],
+        repetitions: int = 5,
+        warmup: bool = True,
+        harness_first: bool = False,
     ) -> OverheadComparison:
         """Output tok/s of ``generate`` vs the engine called directly, on this engine."""
         from pytest_llmbench.backends.vllm_overhead import compare_generate
 
-        return compare_generate(self, requests, repetitions, warmup)
+        return compare_generate(self, requests, repetitions, warmup, harness_first)
 
     # -- the unified interface ---------------------------------------------------------------------
     def _hf_tokenizer(self) -> Any:
