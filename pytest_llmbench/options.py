@@ -188,7 +188,8 @@ def add_options(parser: pytest.Parser) -> None:
         help="Storage folder of saved runs (default .llmbench).",
     )
     for name, _dest, help_text, extra in OPENAI_OPTION_SPECS:
-        option(name, None, "", help=help_text, **extra)
+        repeated = extra.get("action") == "append"  # ini: one shell-split line of arguments
+        option(name, "args" if repeated else None, [] if repeated else "", help=help_text, **extra)
     option(
         "--llm-unsupported",
         None,

@@ -22,10 +22,12 @@ import collections
 import concurrent.futures
 import dataclasses
 import json
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_llmbench import compat
@@ -90,15 +92,18 @@ class OpenAIBackend(Backend):
         """Start the managed server (when no URL was given), then ask it for its model name."""
         self.options.api_key()  # an unset key variable fails here, not in every request
         if self._base_url is None:
-            from pytest_llmbench.backends.servers import ManagedServer, server_settings
+            from pytest_llmbench.backends.servers import ManagedServer, engine_flags, server_env
 
             kind = self.options.server
+            scratch = Path(tempfile.mkdtemp(prefix=f"llmbench-{kind}-server-"))
             self._server = ManagedServer(
                 kind,
                 self.spec.model_path,
-                server_settings(self.spec.config, kind),
+                engine_flags(self.spec.config, kind, self.spec.model_path, scratch),
                 extra_args=self.options.server_args,
+                env=server_env(kind, self.spec.device),
                 startup_timeout_s=self.options.startup_timeout_s,
+                log_path=scratch / "server.log",
             )
             self._base_url = self._server.start()
         models = self._get_json("/v1/models")

@@ -149,6 +149,19 @@ OPTION_SPECS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
         {"choices": SERVER_KINDS},
     ),
     (
+        "--llm-server-arg",
+        "llm_server_arg",
+        "openai backend: one more argument for the managed server's command line, verbatim and "
+        "last (repeatable; write flags as --llm-server-arg=--flag).",
+        {"action": "append"},
+    ),
+    (
+        "--llm-server-startup-timeout",
+        "llm_server_startup_timeout",
+        "openai backend: seconds a managed server may take to answer /health (default 900).",
+        {"type": float},
+    ),
+    (
         "--llm-api-key-env",
         "llm_api_key_env",
         "openai backend: NAME of the environment variable that holds the API key "
@@ -192,10 +205,12 @@ def options_from_getoption(getoption: Callable[[str], object]) -> OpenAIOptions:
         "llm_request_timeout": "request_timeout_s",
         "llm_max_connections": "max_connections",
         "llm_endpoint": "endpoint",
+        "llm_server_arg": "server_args",
+        "llm_server_startup_timeout": "startup_timeout_s",
     }
     values: dict[str, Any] = {}
     for dest, name in keys.items():
-        value = getoption(dest)
+        value: Any = getoption(dest)
         if value is not None:
-            values[name] = value
+            values[name] = tuple(str(v) for v in value) if name == "server_args" else value
     return validate(OpenAIOptions(**values))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -27,61 +28,86 @@ from pytest_llmbench.errors import ConfigError, EngineError
 
 SERVER_KINDS: tuple[str, ...] = ("vllm", "sglang", "tensorrt", "llamacpp")
 
-# Engine setting (our native key) -> the server's flag. Keys absent here are passed through as
-# ``--key-with-dashes`` (vLLM, SGLang) or ``--key_with_underscores`` (trtllm-serve).
-_RENAMES: dict[str, dict[str, str]] = {
-    "vllm": {"distributed_backend": "--distributed-executor-backend"},
-    "sglang": {"tp_size": "--tp-size", "dp_size": "--dp-size"},
-    "tensorrt": {
-        "tensor_parallel_size": "--tp_size",
-        "pipeline_parallel_size": "--pp_size",
-        "free_gpu_memory_fraction": "--kv_cache_free_gpu_memory_fraction",
-    },
-    "llamacpp": {
-        "context_length": "--ctx-size",
-        "parallel": "--parallel",
-        "n_gpu_layers": "--n-gpu-layers",
-        "threads": "--threads",
-    },
-}
-# Booleans whose engine default is "auto": False must be spelled out (argparse BooleanOptional).
-_TRISTATE: dict[str, frozenset[str]] = {
-    "vllm": frozenset({"enable_prefix_caching", "enable_chunked_prefill"}),
-}
+# vLLM booleans whose default is "auto": False must be spelled out (argparse BooleanOptional).
+_VLLM_TRISTATE = frozenset({"enable_prefix_caching", "enable_chunked_prefill"})
 
 
-def _flag(kind: str, key: str) -> str:
-    if key in _RENAMES.get(kind, {}):
-        return _RENAMES[kind][key]
-    if key.startswith("-"):
-        return key  # already a flag (an ``extra`` entry written as the engine spells it)
-    return "--" + (key if kind == "tensorrt" else key.replace("_", "-"))
+def vllm_flags(engine: Mapping[str, object]) -> list[str]:
+    """vLLM engine arguments (``vllm.LLM`` keywords) -> ``api_server`` flags, in key order.
 
-
-def settings_args(kind: str, settings: Mapping[str, object]) -> list[str]:
-    """Engine settings -> flags, in key order; None is omitted, True is a bare flag."""
+    vLLM's CLI is generated from the same EngineArgs fields: ``key_name`` -> ``--key-name``; True
+    is a bare flag, False is omitted (or ``--no-key`` where the default is "auto"), mappings go
+    as JSON (``--speculative-config '{...}'``), None is omitted.
+    """
     args: list[str] = []
-    for key, value in settings.items():
+    for key, value in engine.items():
         if value is None:
             continue
-        flag = _flag(kind, key)
+        flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             if value:
                 args.append(flag)
-            elif key in _TRISTATE.get(kind, frozenset()):
+            elif key in _VLLM_TRISTATE:
                 args.append("--no-" + flag[2:])
             continue
         if isinstance(value, (list, tuple)):
-            args.append(flag)
-            args.extend(str(v) for v in value)
-            continue
-        if isinstance(value, dict):
-            import json
-
+            args += [flag, *(str(v) for v in value)]
+        elif isinstance(value, dict):
             args += [flag, json.dumps(value)]
-            continue
-        args += [flag, str(value)]
+        else:
+            args += [flag, str(value)]
     return args
+
+
+def engine_flags(config: Any, kind: str, model_path: str, scratch_dir: Path) -> list[str]:
+    """The server flags (after the model) for ``config``, from the engine's own translation.
+
+    The same functions build these as build the in-process engines' arguments (vllm_args,
+    sglang_args, tensorrt_args), so a setting means the same thing offline and served.
+    trtllm-serve reads settings without a flag from a YAML file, written into ``scratch_dir``.
+    Sampling parameters are not here: they travel in each request.
+    """
+    from pytest_llmbench.compat import translate
+
+    if kind == "vllm":
+        from pytest_llmbench.backends.vllm_args import build_vllm_args
+
+        engine = build_vllm_args(config, translate(config, "vllm"), strict=False).engine
+        # The engine seed, as the in-process backend sets it (vllm.extra.seed wins).
+        return vllm_flags({"seed": config.random_seed, **engine})
+    if kind == "sglang":
+        from pytest_llmbench.backends.sglang_args import sglang_server_args
+
+        args = sglang_server_args(config, translate(config, "sglang"), model_path)
+        return args[2:]  # after "--model-path PATH"
+    if kind == "tensorrt":
+        from pytest_llmbench.backends.tensorrt_args import (
+            trtllm_extra_llm_api_options,
+            trtllm_serve_args,
+        )
+
+        translation = translate(config, "tensorrt")
+        extra = trtllm_extra_llm_api_options(config, translation, model_path)
+        options_file = None
+        if extra:
+            import yaml
+
+            options_file = str(scratch_dir / "extra_llm_api_options.yaml")
+            Path(options_file).write_text(yaml.safe_dump(extra, sort_keys=True))
+        return trtllm_serve_args(config, translation, model_path, options_file)[1:]
+    if kind == "llamacpp":
+        return []  # no section of its own; pass flags with --llm-server-arg
+    raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
+
+
+def server_env(kind: str, device: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment added for a managed server: vLLM's CPU defaults, unless already set."""
+    environ = os.environ if environ is None else environ
+    if kind == "vllm" and device == "cpu":
+        from pytest_llmbench.backends.vllm import CPU_ENV_DEFAULTS
+
+        return {k: v for k, v in CPU_ENV_DEFAULTS.items() if k not in environ}
+    return {}
 
 
 def build_command(
@@ -89,14 +115,16 @@ def build_command(
     model_path: str,
     host: str,
     port: int,
-    settings: Mapping[str, object] | None = None,
+    flags: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     python: str | None = None,
 ) -> list[str]:
-    """The argv that starts ``kind``'s OpenAI-compatible server for ``model_path``."""
+    """The argv that starts ``kind``'s OpenAI-compatible server for ``model_path``.
+
+    ``flags`` come from :func:`engine_flags`; ``extra_args`` (``--llm-server-arg``) go last, so
+    the engine's own parser lets them override.
+    """
     python = python or sys.executable
-    settings = settings or {}
-    flags = settings_args(kind, settings)
     if kind == "vllm":
         # ``python -m`` rather than the ``vllm`` script: it is absent or broken in some builds.
         head = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path]
@@ -111,77 +139,6 @@ def build_command(
     else:
         raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
     return [*head, "--host", host, "--port", str(port), *flags, *extra_args]
-
-
-def _nondefault(section: Any, keys: Sequence[str]) -> dict[str, object]:
-    """Fields of a config section that differ from the section's defaults."""
-    default = type(section)()
-    return {k: getattr(section, k) for k in keys if getattr(section, k) != getattr(default, k)}
-
-
-_VLLM_KEYS = (
-    "tensor_parallel_size", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization",
-    "swap_space", "cpu_offload_gb", "enable_prefix_caching", "enable_chunked_prefill",
-    "kv_cache_dtype", "block_size", "max_model_len", "enforce_eager", "distributed_backend",
-    "disable_custom_all_reduce", "load_format",
-)  # fmt: skip
-_SGLANG_KEYS = (
-    "tp_size", "dp_size", "mem_fraction_static", "context_length", "chunked_prefill_size",
-    "max_running_requests", "schedule_policy", "disable_radix_cache", "attention_backend",
-    "kv_cache_dtype", "quantization",
-)  # fmt: skip
-_TENSORRT_KEYS = (
-    "tensor_parallel_size", "pipeline_parallel_size", "max_batch_size", "max_num_tokens",
-    "max_seq_len", "backend",
-)  # fmt: skip
-
-
-def server_settings(config: Any, kind: str) -> dict[str, object]:
-    """Engine settings of a managed ``kind`` server from an ExperimentConfig.
-
-    The universal parameters translated for ``kind`` (compat matrix) first, then the non-default
-    fields of the engine's own section, then its ``extra`` mapping verbatim (later keys win).
-    """
-    from pytest_llmbench.compat import translate
-
-    if kind == "llamacpp":
-        return {}  # no section of its own yet; pass flags with server_args
-    translated = translate(config, kind).engine
-    settings: dict[str, object] = {}
-    if kind == "vllm":
-        settings.update(
-            dtype=translated.get("dtype"),
-            tensor_parallel_size=translated.get("tensor_parallel_size"),
-            max_num_seqs=translated.get("max_num_seqs"),
-            max_num_batched_tokens=translated.get("max_num_batched_tokens"),
-            quantization=translated.get("quantization") or config.vllm.quantization_method,
-        )
-        settings.update(_nondefault(config.vllm, _VLLM_KEYS))
-        settings.update(config.vllm.extra)
-    elif kind == "sglang":
-        settings.update(
-            dtype=translated.get("dtype"),
-            **translated.get("parallel", {}),  # tp_size or pp_size (compat.py)
-            max_running_requests=translated.get("max_running_requests"),
-            chunked_prefill_size=translated.get("chunked_prefill_size"),
-        )
-        settings.update(_nondefault(config.sglang, _SGLANG_KEYS))
-        settings.update(config.sglang.extra)
-    elif kind == "tensorrt":
-        settings.update(
-            **translated.get("parallel", {}),  # tensor_ or pipeline_parallel_size (compat.py)
-            max_batch_size=translated.get("max_batch_size"),
-            max_num_tokens=translated.get("max_num_tokens"),
-        )
-        settings.update(_nondefault(config.tensorrt, _TENSORRT_KEYS))
-        fraction = config.tensorrt.kv_cache_config.free_gpu_memory_fraction
-        if fraction is not None:
-            settings["free_gpu_memory_fraction"] = fraction
-    else:
-        raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
-    if settings.get("dtype") == "auto":
-        settings.pop("dtype")  # the server's own default
-    return {k: v for k, v in settings.items() if v is not None}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -246,7 +203,7 @@ class ManagedServer:
 
     kind: str
     model_path: str
-    settings: Mapping[str, object] = field(default_factory=dict)
+    flags: Sequence[str] = ()  # from engine_flags()
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     extra_args: Sequence[str] = ()
@@ -268,7 +225,7 @@ class ManagedServer:
 
     def command(self) -> list[str]:
         return build_command(
-            self.kind, self.model_path, self.host, self.port, self.settings, self.extra_args
+            self.kind, self.model_path, self.host, self.port, self.flags, self.extra_args
         )
 
     def start(self) -> str:

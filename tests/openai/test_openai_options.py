@@ -86,6 +86,27 @@ def test_pytest_option_roundtrip(pytester: pytest.Pytester) -> None:
         "[pytest]\nllm_server_url = http://h:1\nllm_request_timeout = 5\nllm_max_connections = 8\n"
     )
     pytester.runpytest_inprocess().assert_outcomes(passed=1)
+    pytester.makepyfile(
+        """
+        from pytest_llmbench.plugin import SESSION_KEY
+
+        def test_it(pytestconfig):
+            options = pytestconfig.stash[SESSION_KEY].options.openai
+            assert options.server_args == ("--max-num-seqs", "4", "--enforce-eager")
+            assert options.startup_timeout_s == 30.0
+        """
+    )
+    server = ["--llm-server-arg=--max-num-seqs", "--llm-server-arg", "4"]
+    more = ["--llm-server-arg=--enforce-eager", "--llm-server-startup-timeout", "30"]
+    pytester.runpytest_inprocess(*server, *more).assert_outcomes(passed=1)
+    pytester.makeini(
+        "[pytest]\nllm_server_arg = --max-num-seqs 4 --enforce-eager\n"
+        "llm_server_startup_timeout = 30\n"
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
+    bad = pytester.runpytest_inprocess("--llm-server-startup-timeout", "0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--llm-server-startup-timeout: 0.0 is not > 0*"])
     bad = pytester.runpytest_inprocess("--llm-server-url", "localhost:8000")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--llm-server-url: 'localhost:8000': scheme must be http or https*"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
 import os
 import re
 import sys
@@ -10,10 +13,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_llmbench.backends import servers
-from pytest_llmbench.backends.servers import ManagedServer, build_command, server_settings
-from pytest_llmbench.config.engines import SglangConfig, TensorrtConfig, VllmConfig
+from pytest_llmbench.backends.servers import (
+    ManagedServer,
+    build_command,
+    engine_flags,
+    server_env,
+    vllm_flags,
+)
+from pytest_llmbench.config.engines import (
+    SglangConfig,
+    TensorrtConfig,
+    VllmConfig,
+    VllmSpeculativeConfig,
+)
 from pytest_llmbench.config.schema import BatchingConfig, ExperimentConfig, ShardingConfig
 from pytest_llmbench.errors import ConfigError, EngineError
 
@@ -21,45 +36,41 @@ PY = "/usr/bin/python3"
 
 
 def test_vllm_command() -> None:
-    settings = {
-        "dtype": "bfloat16",
-        "max_model_len": 512,
-        "enforce_eager": True,
-        "enable_prefix_caching": False,
-        "tensor_parallel_size": 2,
-        "distributed_backend": "mp",
-    }
-    assert build_command("vllm", "/m", "127.0.0.1", 8001, settings, ["--seed", "1"], PY) == [
+    flags = vllm_flags(
+        {
+            "dtype": "bfloat16",
+            "max_model_len": 512,
+            "enforce_eager": True,
+            "enable_prefix_caching": False,
+            "disable_sliding_window": False,
+            "tensor_parallel_size": 2,
+            "distributed_executor_backend": "mp",
+            "speculative_config": {"method": "ngram", "num_speculative_tokens": 3},
+            "quantization": None,
+        }
+    )
+    assert build_command("vllm", "/m", "127.0.0.1", 8001, flags, ["--seed", "1"], PY) == [
         PY, "-m", "vllm.entrypoints.openai.api_server", "--model", "/m",
         "--host", "127.0.0.1", "--port", "8001",
         "--dtype", "bfloat16", "--max-model-len", "512", "--enforce-eager",
         "--no-enable-prefix-caching", "--tensor-parallel-size", "2",
-        "--distributed-executor-backend", "mp", "--seed", "1",
+        "--distributed-executor-backend", "mp",
+        "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}',
+        "--seed", "1",
     ]  # fmt: skip
 
 
-def test_sglang_command() -> None:
-    settings = {"tp_size": 2, "mem_fraction_static": 0.8, "disable_radix_cache": True}
-    assert build_command("sglang", "/m", "0.0.0.0", 30000, settings, python=PY) == [
+def test_other_commands() -> None:
+    assert build_command("sglang", "/m", "0.0.0.0", 30000, ["--tp-size", "2"], python=PY) == [
         PY, "-m", "sglang.launch_server", "--model-path", "/m", "--host", "0.0.0.0",
-        "--port", "30000", "--tp-size", "2", "--mem-fraction-static", "0.8",
-        "--disable-radix-cache",
+        "--port", "30000", "--tp-size", "2",
     ]  # fmt: skip
-
-
-def test_tensorrt_command() -> None:
-    settings = {"tensor_parallel_size": 4, "max_batch_size": 64, "free_gpu_memory_fraction": 0.9}
-    assert build_command("tensorrt", "/m", "127.0.0.1", 8000, settings) == [
+    assert build_command("tensorrt", "/m", "127.0.0.1", 8000, ["--tp_size", "4"]) == [
         "trtllm-serve", "/m", "--host", "127.0.0.1", "--port", "8000", "--tp_size", "4",
-        "--max_batch_size", "64", "--kv_cache_free_gpu_memory_fraction", "0.9",
     ]  # fmt: skip
-
-
-def test_llamacpp_command() -> None:
-    settings = {"context_length": 4096, "parallel": 8, "n_gpu_layers": 99}
-    assert build_command("llamacpp", "/m/model.gguf", "127.0.0.1", 8080, settings) == [
+    assert build_command("llamacpp", "/m/model.gguf", "127.0.0.1", 8080, (), ["-c", "4096"]) == [
         "llama-server", "-m", "/m/model.gguf", "--host", "127.0.0.1", "--port", "8080",
-        "--ctx-size", "4096", "--parallel", "8", "--n-gpu-layers", "99",
+        "-c", "4096",
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="needs a .gguf file"):
         build_command("llamacpp", "/m/dir", "127.0.0.1", 8080)
@@ -68,37 +79,95 @@ def test_llamacpp_command() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(ConfigError, match="^--llm-server: 'tgi' is not one of"):
         build_command("tgi", "/m", "h", 1)
+    with pytest.raises(ConfigError, match="^--llm-server: 'tgi' is not one of"):
+        engine_flags(ExperimentConfig(), "tgi", "/m", Path("."))
 
 
-def test_server_settings_follow_the_config() -> None:
-    config = ExperimentConfig(
-        fp_precision="float16",
-        sharding=ShardingConfig(strategy="tensor_parallel", num_devices=2),
-        batching=BatchingConfig(batch_size=32),
-        vllm=VllmConfig(max_model_len=512, enforce_eager=True, extra={"seed": 3}),
-        sglang=SglangConfig(context_length=1024),
-        tensorrt=TensorrtConfig(max_seq_len=2048),
+CONFIG = ExperimentConfig(
+    fp_precision="float16",
+    random_seed=7,
+    sharding=ShardingConfig(strategy="tensor_parallel", num_devices=2),
+    batching=BatchingConfig(batch_size=32),
+    vllm=VllmConfig(
+        max_model_len=512,
+        enforce_eager=True,
+        enable_prefix_caching=False,
+        speculative=VllmSpeculativeConfig(method="ngram", num_tokens=3, ngram_max=4),
+        extra={"max_logprobs": 3},
+    ),
+    sglang=SglangConfig(context_length=1024, extra={"enable_torch_compile": True}),
+    tensorrt=TensorrtConfig(max_seq_len=2048, extra={"enable_chunked_prefill": True}),
+)
+
+
+def test_served_flags_are_the_offline_engines_arguments(tmp_path: Path) -> None:
+    """Same builders as the in-process engines: every setting reaches the server, none invented."""
+    from pytest_llmbench.backends.sglang_args import engine_kwargs
+    from pytest_llmbench.backends.vllm_args import build_vllm_args
+    from pytest_llmbench.compat import translate
+
+    engine = build_vllm_args(CONFIG, translate(CONFIG, "vllm"), strict=False).engine
+    vllm = engine_flags(CONFIG, "vllm", "/m", tmp_path)
+    assert vllm == vllm_flags({"seed": 7, **engine})
+    for flag in ("--dtype", "--tensor-parallel-size", "--max-num-seqs", "--max-model-len",
+                 "--enforce-eager", "--no-enable-prefix-caching", "--speculative-config",
+                 "--max-logprobs", "--seed"):  # fmt: skip
+        assert flag in vllm, flag
+    spec = json.loads(vllm[vllm.index("--speculative-config") + 1])
+    assert spec["num_speculative_tokens"] == 3 and spec["prompt_lookup_max"] == 4
+
+    sglang = engine_flags(CONFIG, "sglang", "/m", tmp_path)
+    kwargs = engine_kwargs(CONFIG, translate(CONFIG, "sglang"), "/m")
+    assert "--model-path" not in sglang
+    for key in kwargs.keys() - {"model_path"}:
+        assert "--" + key.replace("_", "-") in sglang, key
+    assert "--enable-torch-compile" in sglang and "--random-seed" in sglang
+
+    trt = engine_flags(CONFIG, "tensorrt", "/m", tmp_path)
+    assert trt[:2] == ["--backend", "pytorch"] and "--max_seq_len" in trt
+    options = Path(trt[trt.index("--extra_llm_api_options") + 1])
+    assert options.parent == tmp_path
+    assert yaml.safe_load(options.read_text())["enable_chunked_prefill"] is True
+
+    assert engine_flags(CONFIG, "llamacpp", "/m.gguf", tmp_path) == []
+
+
+def test_default_config_passes_no_vllm_flags(tmp_path: Path) -> None:
+    assert engine_flags(ExperimentConfig(), "vllm", "/m", tmp_path) == ["--seed", "0"]
+    seeded = ExperimentConfig(vllm=VllmConfig(extra={"seed": 5}))
+    assert engine_flags(seeded, "vllm", "/m", tmp_path) == ["--seed", "5"]
+
+
+def test_vllm_cpu_server_gets_a_bounded_kv_cache_unless_set() -> None:
+    assert server_env("vllm", "cpu", {}) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert server_env("vllm", "cpu", {"VLLM_CPU_KVCACHE_SPACE": "4"}) == {}
+    assert server_env("vllm", "cuda", {}) == {}
+    assert server_env("sglang", "cpu", {}) == {}
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (its parser checks)"
+)
+def test_the_installed_vllm_server_parses_our_flags(tmp_path: Path) -> None:
+    """vLLM's own api_server argument parser accepts every flag we build (no engine started)."""
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    for where in ("vllm.entrypoints.launchers.cli_args", "vllm.entrypoints.openai.cli_args"):
+        if importlib.util.find_spec(where) is not None:
+            make_arg_parser = importlib.import_module(where).make_arg_parser
+            break
+    else:
+        pytest.fail("the installed vLLM has no api_server argument parser where we look")
+    config = ExperimentConfig(vllm=VllmConfig(max_model_len=512, enable_prefix_caching=False))
+    argv = ["--model", "/m", *engine_flags(config, "vllm", "/m", tmp_path), "--port", "1"]
+    parsed = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+    assert parsed.max_model_len == 512 and parsed.enable_prefix_caching is False
+    assert parsed.seed == 0
+    every = make_arg_parser(FlexibleArgumentParser()).parse_args(
+        ["--model", "/m", *engine_flags(CONFIG, "vllm", "/m", tmp_path)]
     )
-    assert server_settings(config, "vllm") == {
-        "dtype": "float16",
-        "tensor_parallel_size": 2,
-        "max_num_seqs": 32,
-        "max_model_len": 512,
-        "enforce_eager": True,
-        "seed": 3,
-    }
-    assert server_settings(config, "sglang") == {
-        "dtype": "float16",
-        "tp_size": 2,
-        "max_running_requests": 32,
-        "context_length": 1024,
-    }
-    assert server_settings(config, "tensorrt") == {
-        "tensor_parallel_size": 2,
-        "max_batch_size": 32,
-        "max_seq_len": 2048,
-    }
-    assert server_settings(ExperimentConfig(), "vllm") == {"tensor_parallel_size": 1}
+    assert every.tensor_parallel_size == 2 and every.max_num_seqs == 32 and every.seed == 7
+    assert every.enforce_eager is True and every.max_logprobs == 3
 
 
 # -- lifecycle with a stand-in process -------------------------------------------------------------
@@ -111,7 +180,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """ManagedServer runs fake_server_proc.py instead of an engine (same flags: --host/--port)."""
 
     def command(
-        kind: str, model_path: str, host: str, port: int, settings: object = None,
+        kind: str, model_path: str, host: str, port: int, flags: object = (),
         extra_args: Sequence[str] = (), python: str | None = None,
     ) -> list[str]:  # fmt: skip
         return [sys.executable, SCRIPT, "--host", host, "--port", str(port), *extra_args]
