@@ -36,8 +36,10 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
                 _fmt(agg.get("output_throughput")),
                 _fmt(agg.get("request_throughput"), digits=2),
                 _fmt(agg.get("ttft_s_p50"), 1000),
+                _fmt(agg.get("itl_s_p50"), 1000, digits=2),
                 _fmt(agg.get("e2e_latency_s_p50"), 1000),
                 _fmt(agg.get("e2e_latency_s_p99"), 1000),
+                _fmt(agg.get("error_rate"), 100),
                 _energy(r, agg),
             ]
         )
@@ -48,8 +50,10 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
         "out tok/s",
         "req/s",
         "TTFT p50 ms",
+        "ITL p50 ms",
         "E2E p50 ms",
         "E2E p99 ms",
+        "err %",
         "J/out tok",
     ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)

@@ -68,6 +68,19 @@ def _stable_ids(
     return ids  # token-id protocols use the ids directly; only text protocols see drift
 
 
+def _request(
+    workload: Workload, index: int, ids: Sequence[int], tokenizer: Tokenizer
+) -> GenerationRequest:
+    """Request ``index`` of ``workload``: its prompt ids and the forced output length."""
+    return GenerationRequest(
+        request_id=f"{workload.name}-{index}",
+        prompt_token_ids=tuple(ids),
+        max_output_tokens=workload.output_tokens,
+        min_output_tokens=workload.forced_min_tokens,
+        prompt_text=tokenizer.decode(ids),
+    )
+
+
 def synthetic_requests(
     workload: Workload, tokenizer: Tokenizer, vocab_ids: Sequence[int]
 ) -> list[GenerationRequest]:
@@ -84,15 +97,7 @@ def synthetic_requests(
     for i in range(workload.num_prompts):
         tail = [rng.choice(pool) for _ in range(workload.input_tokens - len(prefix))]
         ids = _stable_ids(tokenizer, prefix + tail, workload.input_tokens, rng, pool)
-        requests.append(
-            GenerationRequest(
-                request_id=f"{workload.name}-{i}",
-                prompt_token_ids=tuple(ids),
-                max_output_tokens=workload.output_tokens,
-                min_output_tokens=workload.forced_min_tokens,
-                prompt_text=tokenizer.decode(ids),
-            )
-        )
+        requests.append(_request(workload, i, ids, tokenizer))
     return requests
 
 
@@ -122,15 +127,7 @@ def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRe
     requests = []
     for i in range(workload.num_prompts):
         ids = tokenizer.encode(prompts[i % len(prompts)])[: workload.input_tokens]
-        requests.append(
-            GenerationRequest(
-                request_id=f"{workload.name}-{i}",
-                prompt_token_ids=tuple(ids),
-                max_output_tokens=workload.output_tokens,
-                min_output_tokens=workload.forced_min_tokens,
-                prompt_text=tokenizer.decode(ids),
-            )
-        )
+        requests.append(_request(workload, i, ids, tokenizer))
     return requests
 
 
