@@ -8,10 +8,14 @@ in the engine's process; and the plugin's full path from here, which adds the ro
 engine's process.
 
     pytest benchmarks/test_vllm_overhead.py --llm-backend vllm -s
+
+Longer runs shrink the run-to-run noise: ``LLMBENCH_OVERHEAD_ROUNDS`` (default 6, even) and
+``LLMBENCH_OVERHEAD_PROMPTS`` (default 64) set the rounds and the prompts per run.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -20,13 +24,15 @@ import pytest
 from pytest_llmbench.workload.prompts import build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
-ROUNDS = 6  # even: each path goes first equally often
+ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "6"))  # even: each path leads as often
+PROMPTS = int(os.environ.get("LLMBENCH_OVERHEAD_PROMPTS", "64"))
 
 
 def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     if llm_backend.name != "vllm":
         pytest.skip("measures the vLLM backend's harness against vLLM itself")
-    workload = llm_bench.workload("overhead", num_prompts=64)  # lengths from the config
+    assert ROUNDS >= 2 and ROUNDS % 2 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be even and >= 2"
+    workload = llm_bench.workload("overhead", num_prompts=PROMPTS)  # lengths from the config
     tokenizer = load_tokenizer(llm_backend.spec.model_path)
     requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
     host = llm_backend.backend  # a HostedBackend: vLLM lives in its own process
@@ -46,6 +52,7 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     summary = {
         "engine": inside.engine,
         "output_tokens_per_run": tokens,
+        "rounds": ROUNDS,
         "direct_tok_s": round(d, 1),
         "backend_generate_tok_s": round(b, 1),
         "hosted_generate_tok_s": round(h, 1),
