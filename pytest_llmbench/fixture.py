@@ -80,7 +80,8 @@ class LLMBench:
         except EngineError:
             self._session.discard(self.engine.name)
             raise
-        info = self.engine.info
+        # Details may describe the last run (e.g. how a server's tokens were counted): ask again.
+        info = self.engine.backend.info()
         test_id = self._test_id if label is None else f"{self._test_id}::{label}"
         result = BenchmarkResult(
             test_id=test_id,

@@ -169,6 +169,7 @@ class OpenAIBackend(Backend):
         if self.options.endpoint == "chat" and any(r.prompt_text is None for r in requests):
             self._load_tokenizer()
         completions = _run(self._serve(requests, bounded))
+        self._counted_by.clear()  # info() describes the last call, i.e. the result being recorded
         return [self._count_tokens(c) for c in completions]
 
     async def _serve(

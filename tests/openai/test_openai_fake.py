@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -228,3 +229,37 @@ def test_offline_in_flight_follows_batch_size_when_set(
     default = started(tiny_model, fake_server)
     out = default.generate(requests(4))
     assert max(c.start_s for c in out) < min(c.end_s for c in out)  # all four at once
+
+
+def test_the_report_says_how_each_results_tokens_were_counted(
+    pytester: pytest.Pytester, tiny_model: Path, fake_server: FakeServer
+) -> None:
+    """Through the plugin: each result records the counting of its own run, not the first's."""
+    pytester.makepyfile(
+        """
+        def test_usage(llm_bench):
+            llm_bench(num_prompts=2, input_tokens=8, output_tokens=4)
+
+        def test_tokenizer(llm_bench, request):
+            request.config.fake_server.state.mode = "no_usage"
+            llm_bench(num_prompts=2, input_tokens=8, output_tokens=4)
+        """
+    )
+    pytester.makeconftest(
+        "def pytest_configure(config):\n"
+        "    import openai_fakes\n"
+        "    config.fake_server = openai_fakes.CURRENT\n"
+    )
+    import openai_fakes
+
+    openai_fakes.CURRENT = fake_server  # type: ignore[attr-defined]
+    report = pytester.path / "r.json"
+    args = ["--llm-backend", "openai", "--llm-server-url", fake_server.url]
+    args += ["--llm-model", str(tiny_model), "--llm-json", str(report)]
+    pytester.runpytest_inprocess(*args, "--llm-repeat", "1", "--llm-warmup", "0").assert_outcomes(
+        passed=2
+    )
+    results = {r["test_id"]: r for r in json.loads(report.read_text())["results"]}
+    counted = {k.split("::")[-1]: r["engine_details"]["output_tokens_counted_by"]
+               for k, r in results.items()}  # fmt: skip
+    assert counted == {"test_usage[openai]": "usage", "test_tokenizer[openai]": "tokenizer"}
