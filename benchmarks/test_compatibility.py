@@ -1,4 +1,8 @@
-"""Compatibility: each backend's declared support and translations hold on the real engine."""
+"""Compatibility: each backend's declared support and translations hold.
+
+The declaration and translation tests take ``llm_backend_name`` (no engine), so they run and
+pass on a machine without the engine; the repetition-penalty test runs on the real engine.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import pytest
 from pytest_llmbench import compat
 
 
-def test_translation_of_session_config(llm_backend, llm_config):
-    translation = compat.translate(llm_config, llm_backend.name)
+def test_translation_of_session_config(llm_backend_name, llm_config):
+    translation = compat.translate(llm_config, llm_backend_name)
 
     # Forced output length reaches the engine in its own vocabulary, identical on every backend.
     native_max = {
@@ -21,6 +25,37 @@ def test_translation_of_session_config(llm_backend, llm_config):
     assert list(native_min.values()) == [llm_config.forced_min_tokens]
 
 
+def _vllm(config, translation):
+    from pytest_llmbench.backends.vllm_args import build_vllm_args
+
+    return build_vllm_args(config, translation).engine
+
+
+def _sglang(config, translation):
+    from pytest_llmbench.backends.sglang_args import engine_kwargs, sampling_params
+
+    sampling_params(config, translation)
+    return engine_kwargs(config, translation, config.model_name or "model")
+
+
+def _tensorrt(config, translation):
+    from pytest_llmbench.backends.tensorrt_args import llm_plan
+
+    return llm_plan(config, translation, config.model_name or "model").kwargs
+
+
+NATIVE_ARGUMENTS = {"vllm": _vllm, "sglang": _sglang, "tensorrt": _tensorrt}
+
+
+def test_engine_arguments_build_from_the_session_config(llm_backend_name, llm_config):
+    """The engine's own arguments build from this config (contradictions raise ConfigError)."""
+    build = NATIVE_ARGUMENTS.get(llm_backend_name)
+    if build is None:
+        pytest.skip(f"{llm_backend_name} has no engine-argument builder beyond the translation")
+    arguments = build(llm_config, compat.translate(llm_config, llm_backend_name))
+    assert isinstance(arguments, dict)
+
+
 @pytest.mark.llm_requires("decoder.repetition_penalty")
 def test_repetition_penalty_changes_nothing_in_length(llm_bench):
     """A backend that declares repetition_penalty accepts it and still emits the forced length."""
@@ -30,7 +65,7 @@ def test_repetition_penalty_changes_nothing_in_length(llm_bench):
 
 
 @pytest.mark.llm_requires("decoder.no_repeat_ngram_size")
-def test_no_repeat_ngram_size_is_declared(llm_backend):
+def test_no_repeat_ngram_size_is_declared(llm_backend_name):
     """Runs only where n-gram blocking exists; elsewhere the marker skips with the reason."""
-    cell = compat.cell("decoder.no_repeat_ngram_size", llm_backend.name)
+    cell = compat.cell("decoder.no_repeat_ngram_size", llm_backend_name)
     assert cell.support is not compat.Support.UNSUPPORTED

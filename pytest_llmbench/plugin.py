@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 SESSION_KEY = pytest.StashKey["LLMBenchSession"]()
 BACKEND_FIXTURE = "llm_backend"
+NAME_FIXTURE = "llm_backend_name"  # the backend's name only: no engine, runs where it is absent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,9 +97,12 @@ def _session(config: pytest.Config) -> LLMBenchSession:
 
 # -- parametrisation -------------------------------------------------------------------------------
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if BACKEND_FIXTURE in metafunc.fixturenames:
-        backends = list(_session(metafunc.config).backends)
-        metafunc.parametrize(BACKEND_FIXTURE, backends, indirect=True, ids=backends)
+    # One parametrisation per test: a test with both fixtures gets the name from the engine's.
+    for fixture in (BACKEND_FIXTURE, NAME_FIXTURE):
+        if fixture in metafunc.fixturenames:
+            backends = list(_session(metafunc.config).backends)
+            metafunc.parametrize(fixture, backends, indirect=True, ids=backends)
+            return
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -107,7 +111,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def backend_of(item: pytest.Item) -> str | None:
         callspec = getattr(item, "callspec", None)
-        return callspec.params.get(BACKEND_FIXTURE) if callspec else None
+        if callspec is None:
+            return None
+        return callspec.params.get(BACKEND_FIXTURE) or callspec.params.get(NAME_FIXTURE)
 
     for item in items:
         name = backend_of(item)
@@ -147,6 +153,27 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
         pytest.fail(str(exc), pytrace=False)
     except ConfigError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def llm_backend_name(request: pytest.FixtureRequest) -> str:
+    """The backend this test instance is parametrised with, without starting (or importing) it.
+
+    For tests of declarations and translations, which hold whether or not the engine is
+    installed. ``llm_requires`` markers and the ``--llm-unsupported`` policy apply as for
+    ``llm_backend``.
+    """
+    name: str = getattr(request, "param", None) or request.node.callspec.params[BACKEND_FIXTURE]
+    required: tuple[str, ...] = tuple(
+        p for marker in request.node.iter_markers("llm_requires") for p in marker.args
+    )
+    try:
+        reason = _session(request.config).check_parameters(name, required)
+    except UnsupportedParameter as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if reason:
+        pytest.skip(reason)
+    return name
 
 
 @pytest.fixture

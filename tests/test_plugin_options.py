@@ -140,3 +140,36 @@ def test_engine_starts_once_per_session(echo_pytester: pytest.Pytester) -> None:
     )
     result = echo_pytester.runpytest("--llm-backend", "echo", "-p", "no:randomly")
     result.assert_outcomes(passed=3)
+
+
+def test_backend_name_fixture_runs_without_the_engine(echo_pytester: pytest.Pytester) -> None:
+    """``llm_backend_name`` parametrises like ``llm_backend`` but starts and imports nothing."""
+    echo_pytester.makepyfile(
+        test_names="""
+        import pytest
+
+        def test_declared(llm_backend_name):
+            assert llm_backend_name in ("echo", "broken")
+
+        def test_both(llm_backend, llm_backend_name):
+            assert llm_backend.name == llm_backend_name
+
+        @pytest.mark.llm_requires("decoder.no_repeat_ngram_size")
+        def test_requires(llm_backend_name):
+            pass
+        """
+    )
+    result = echo_pytester.runpytest("test_names.py", "--llm-backend", "echo,broken", "-rs", "-v")
+    result.assert_outcomes(passed=3, skipped=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_declared?broken? PASSED*",  # the broken engine is never needed here
+            "*test_both?broken? SKIPPED*",
+            "*echo does not support decoder.no_repeat_ngram_size*",
+            "*broken is not installed*",
+        ]
+    )
+    selected = echo_pytester.runpytest(
+        "test_names.py", "--llm-backend", "echo,broken", "-k", "echo"
+    )
+    selected.assert_outcomes(passed=2, skipped=1)  # only the echo instances
