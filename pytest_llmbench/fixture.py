@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_llmbench.backends.base import Schedule
 from pytest_llmbench.errors import EngineError
+from pytest_llmbench.goodput import slo_to_dict
 from pytest_llmbench.results import BenchmarkResult
 from pytest_llmbench.runner import RunSettings, run_benchmark
 from pytest_llmbench.session import EngineHandle, LLMBenchSession
@@ -75,7 +76,11 @@ class LLMBench:
                 requests,
                 schedule,
                 self.engine.meter,
-                RunSettings(repetitions=runner.repetitions, warmup=runner.warmup),
+                RunSettings(
+                    repetitions=runner.repetitions,
+                    warmup=runner.warmup,
+                    slo=self._session.options.slo,
+                ),
             )
         except EngineError:
             self._session.discard(self.engine.name)
@@ -97,6 +102,7 @@ class LLMBench:
                 if schedule.arrival_offsets_s is None
                 else list(schedule.arrival_offsets_s),
                 "max_concurrency": schedule.max_concurrency,
+                "slo": slo_to_dict(self._session.options.slo),
             },
             repetitions=tuple(repetitions),
             energy_method=self.engine.meter.method,

@@ -11,7 +11,7 @@ objective cannot be shown to hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pytest_llmbench.backends.base import Completion
 from pytest_llmbench.errors import ConfigError
@@ -31,6 +31,13 @@ class SLO:
         for key, value in zip(SLO_KEYS, (self.ttft_s, self.tpot_s, self.e2e_s), strict=True):
             if value is not None and not value > 0:
                 raise ConfigError(f"slo.{key}", f"{value} is not > 0 (seconds)")
+
+
+def slo_to_dict(slo: SLO | None) -> dict[str, float] | None:
+    """The thresholds that were set, in seconds (for the report), or None without an SLO."""
+    if slo is None:
+        return None
+    return {k: v for k, v in asdict(slo).items() if v is not None}
 
 
 def parse_slo(text: str) -> SLO:

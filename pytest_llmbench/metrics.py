@@ -45,6 +45,7 @@ def _catalogue() -> dict[str, Metric]:
         Metric("input_throughput", "tok/s", Better.HIGHER, "input (prompt) tokens per second"),
         Metric("request_throughput", "req/s", Better.HIGHER, "completed requests per second"),
         Metric("error_rate", "fraction", Better.LOWER, "failed requests / all requests"),
+        Metric("goodput", "req/s", Better.HIGHER, "requests per second meeting every --llm-slo"),
     ]
     for base, text in LATENCY_BASES.items():
         for stat in LATENCY_STATS:

@@ -10,6 +10,7 @@ import pytest
 from pytest_llmbench.backends.openai_options import OPTION_SPECS as OPENAI_OPTION_SPECS
 from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.goodput import SLO, parse_slo
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
 ENERGY_CHOICES = ("auto", "nvml", "nvml-power", "rapl", "none")
@@ -105,6 +106,15 @@ def add_options(parser: pytest.Parser) -> None:
         choices=ENERGY_CHOICES,
         help="Energy meter: auto (NVML counter, else NVML power sampling, else RAPL for CPU "
         "backends), nvml, nvml-power, rapl or none. Unreadable meters report 'unavailable'.",
+    )
+    option(
+        "--llm-slo",
+        None,
+        "",
+        metavar="KEY:SECONDS[,...]",
+        help="Service-level objectives for goodput, as vllm bench serve --goodput: e.g. "
+        "ttft:0.2,tpot:0.05,e2e:2 (seconds; keys ttft, tpot, e2e). Results gain goodput: "
+        "requests per second that met every threshold.",
     )
     option(
         "--llm-min-energy-window",
@@ -217,6 +227,7 @@ class Options:
     openai: OpenAIOptions
     energy: EnergyOptions
     baseline: BaselineOptions
+    slo: SLO | None = None
 
 
 @dataclass(frozen=True)
@@ -313,7 +324,23 @@ def read_options(config: pytest.Config) -> Options:
             autosave=bool(_value(config, "llm_autosave")),
             storage=_value(config, "llm_storage") or ".llmbench",
         ),
+        slo=_slo(config),
     )
+
+
+def _slo(config: pytest.Config) -> SLO | None:
+    """``--llm-slo`` parsed; errors name the option, not the parser's internal field."""
+    text = _value(config, "llm_slo")
+    if text is None:
+        return None
+    try:
+        slo = parse_slo(text)
+    except ConfigError as exc:
+        key = exc.field.removeprefix("slo").lstrip(".")
+        raise ConfigError("--llm-slo", f"{key} {exc.detail}" if key else exc.detail) from None
+    if slo == SLO():
+        raise ConfigError("--llm-slo", f"{text!r} sets no threshold; e.g. ttft:0.2,e2e:2")
+    return slo
 
 
 def _float(config: pytest.Config, dest: str, option: str, default: float) -> float:

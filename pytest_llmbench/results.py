@@ -22,6 +22,7 @@ from pytest_llmbench.stats import Summary, percentile
 
 if TYPE_CHECKING:
     from pytest_llmbench.backends.base import Completion
+    from pytest_llmbench.goodput import SLO
 
 SCHEMA_VERSION = 1
 SCHEMA_RESOURCE = f"schema/report-v{SCHEMA_VERSION}.json"  # inside the package
@@ -56,6 +57,7 @@ class Repetition:
     itl_s: tuple[float, ...]
     e2e_latency_s: tuple[float, ...]
     energy: EnergyReading | EnergyUnavailable
+    good_requests: int | None = None  # requests that met every SLO; None when no SLO was set
 
     @classmethod
     def from_completions(
@@ -64,8 +66,14 @@ class Repetition:
         window_s: float,
         iterations: int,
         energy: EnergyReading | EnergyUnavailable,
+        slo: SLO | None = None,
     ) -> Repetition:
         ok = [c for c in completions if c.error is None]
+        good = None
+        if slo is not None:
+            from pytest_llmbench.goodput import meets_slo
+
+            good = sum(meets_slo(c, slo) for c in completions)
         return cls(
             window_s=window_s,
             iterations=iterations,
@@ -77,6 +85,7 @@ class Repetition:
             itl_s=tuple(x for c in ok for x in c.inter_token_s),
             e2e_latency_s=tuple(c.latency_s for c in ok),
             energy=energy,
+            good_requests=good,
         )
 
     def metrics(self) -> dict[str, float | None]:
@@ -86,6 +95,8 @@ class Repetition:
             "output_throughput": self.output_tokens / w if w > 0 else None,
             "input_throughput": self.input_tokens / w if w > 0 else None,
             "request_throughput": self.requests / w if w > 0 else None,
+            # vLLM's goodput: requests meeting every SLO per second of the run (--llm-slo).
+            "goodput": self.good_requests / w if self.good_requests is not None and w > 0 else None,
             "error_rate": self.errors / (self.requests + self.errors)
             if self.requests + self.errors
             else None,
@@ -132,6 +143,7 @@ class Repetition:
             itl_s=tuple(data["itl_s"]),
             e2e_latency_s=tuple(data["e2e_latency_s"]),
             energy=energy_from_dict(data["energy"]),
+            good_requests=data.get("good_requests"),
         )
 
 

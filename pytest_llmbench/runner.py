@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pytest_llmbench.backends.base import Backend, Completion, GenerationRequest, Schedule
 from pytest_llmbench.energy.base import EnergyMeter
 from pytest_llmbench.errors import EngineError
+from pytest_llmbench.goodput import SLO
 from pytest_llmbench.results import Repetition
 
 
@@ -22,6 +23,7 @@ class RunSettings:
     repetitions: int = 3
     warmup: int = 1
     max_iterations: int = 1000  # a cap on passes per window, against an idle, never-updating meter
+    slo: SLO | None = None  # count the requests that meet it (goodput)
 
 
 def _check(
@@ -40,6 +42,7 @@ def run_repetition(
     meter: EnergyMeter,
     max_iterations: int = 1000,
     clock: Callable[[], float] = time.perf_counter,
+    slo: SLO | None = None,
 ) -> Repetition:
     """One energy window holding one or more passes of the workload."""
     completions: list[Completion] = []
@@ -57,7 +60,7 @@ def run_repetition(
     finally:
         elapsed = clock() - started
         reading = window.stop()
-    return Repetition.from_completions(completions, elapsed, iterations, reading)
+    return Repetition.from_completions(completions, elapsed, iterations, reading, slo)
 
 
 def run_benchmark(
@@ -71,6 +74,8 @@ def run_benchmark(
     for _ in range(settings.warmup):
         _check(backend.serve(requests, schedule), requests, backend.name)
     return [
-        run_repetition(backend, requests, schedule, meter, settings.max_iterations)
+        run_repetition(
+            backend, requests, schedule, meter, settings.max_iterations, slo=settings.slo
+        )
         for _ in range(settings.repetitions)
     ]

@@ -24,7 +24,12 @@ def _energy(result: BenchmarkResult, agg: dict[str, float | None]) -> str:
     return text
 
 
+def _has_slo(result: BenchmarkResult) -> bool:
+    return any(rep.good_requests is not None for rep in result.repetitions)
+
+
 def backend_table(results: Sequence[BenchmarkResult]) -> str:
+    goodput = any(_has_slo(r) for r in results)  # the column only where an SLO was set
     rows = []
     for r in results:
         agg = r.aggregate()
@@ -35,6 +40,7 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
                 len(r.repetitions),
                 _fmt(agg.get("output_throughput")),
                 _fmt(agg.get("request_throughput"), digits=2),
+                *([_fmt(agg.get("goodput"), digits=2)] if goodput else []),
                 _fmt(agg.get("ttft_s_p50"), 1000),
                 _fmt(agg.get("itl_s_p50"), 1000, digits=2),
                 _fmt(agg.get("e2e_latency_s_p50"), 1000),
@@ -49,6 +55,7 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
         "reps",
         "out tok/s",
         "req/s",
+        *(["goodput req/s"] if goodput else []),
         "TTFT p50 ms",
         "ITL p50 ms",
         "E2E p50 ms",
