@@ -8,6 +8,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from pytest_llmbench.backends.base import Backend
+    from pytest_llmbench.energy.plugins import MeterFactory
     from pytest_llmbench.results import BenchmarkResult
 
 hookspec = pluggy.HookspecMarker("pytest")
@@ -19,6 +20,17 @@ def pytest_llmbench_register_backends() -> dict[str, type[Backend]] | None:
 
     A name that clashes with a built-in or another plugin's backend is a usage error.
     Packages may instead declare the entry-point group ``pytest_llmbench.backends``.
+    """
+
+
+@hookspec
+def pytest_llmbench_register_energy_meters() -> dict[str, MeterFactory] | None:
+    """Return ``{name: factory}`` to add energy meters, chosen with ``--llm-energy NAME``.
+
+    ``factory(request: MeterRequest)`` returns a ``DeviceMeter`` (energy/base.py) or raises
+    ``NotReadable(reason)``. ``auto`` never picks a plugin meter. A name that clashes with a
+    built-in (auto, nvml, nvml-power, rapl, none) or another plugin's is a usage error. Packages
+    may instead declare the entry-point group ``pytest_llmbench.energy_meters``.
     """
 
 

@@ -49,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.help:
         return
     from pytest_llmbench.backends.registry import Registry
+    from pytest_llmbench.energy.plugins import MeterRegistry
     from pytest_llmbench.session import LLMBenchSession
 
     try:
@@ -59,7 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
             pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
-        config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry)
+        meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
+        config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry, meters)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain session

@@ -19,6 +19,7 @@ from pytest_llmbench.backends.registry import AUTO, Registry
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.energy.base import EnergyMeter, UnavailableMeter
+from pytest_llmbench.energy.plugins import MeterRegistry, MeterRequest
 from pytest_llmbench.errors import (
     BackendUnavailable,
     ConfigError,
@@ -57,6 +58,7 @@ class LLMBenchSession:
     config: ExperimentConfig
     registry: Registry
     backends: tuple[str, ...]
+    meter_registry: MeterRegistry = field(default_factory=MeterRegistry)
     results: list[BenchmarkResult] = field(default_factory=list)
     _engines: dict[tuple[str, str, str, str], EngineHandle | _Failure] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
@@ -66,8 +68,12 @@ class LLMBenchSession:
     _idle_done: bool = False
 
     @classmethod
-    def create(cls, options: Options, registry: Registry) -> LLMBenchSession:
+    def create(
+        cls, options: Options, registry: Registry, meter_registry: MeterRegistry | None = None
+    ) -> LLMBenchSession:
         """Validate everything the user typed; raises ConfigError with the field named."""
+        meter_registry = meter_registry or MeterRegistry()
+        meter_registry.check_choice(options.energy.choice)
         overrides: list[Mapping[str, Any]] = [parse_override(o) for o in options.overrides]
         cli: dict[str, object] = {}
         if options.model:
@@ -95,7 +101,13 @@ class LLMBenchSession:
                 registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends
             )
         )
-        return cls(options=options, config=config, registry=registry, backends=backends)
+        return cls(
+            options=options,
+            config=config,
+            registry=registry,
+            backends=backends,
+            meter_registry=meter_registry,
+        )
 
     # -- model ---------------------------------------------------------------------------------
     def model_path(self) -> str:
@@ -200,15 +212,21 @@ class LLMBenchSession:
         from pytest_llmbench.energy.select import select_meter
 
         e = self.options.energy
+        meter: EnergyMeter
         try:
-            meter, note = select_meter(
-                e.choice,  # type: ignore[arg-type]
-                cuda_devices,
-                sample_interval_s=e.interval_s,
-                min_updates=e.min_updates,
-            )
+            if e.choice in self.meter_registry.names():
+                request = MeterRequest(cuda_devices, e.interval_s, e.min_updates)
+                meter, note = self.meter_registry.create(e.choice, request)
+            else:
+                meter, note = select_meter(
+                    e.choice,  # type: ignore[arg-type]
+                    cuda_devices,
+                    sample_interval_s=e.interval_s,
+                    min_updates=e.min_updates,
+                )
         except LLMBenchError as exc:  # an explicit --llm-energy choice that cannot read
-            raise ConfigError("--llm-energy", str(exc)) from None
+            detail = str(exc).removeprefix("--llm-energy").lstrip(": ")  # name the option once
+            raise ConfigError("--llm-energy", detail) from None
         self._meters.append(meter)
         if not isinstance(meter, UnavailableMeter) and e.idle_s > 0:
             self._establish_idle(meter)
