@@ -9,8 +9,8 @@ engine's process.
 
     pytest benchmarks/test_vllm_overhead.py --llm-backend vllm -s
 
-Longer runs shrink the run-to-run noise: ``LLMBENCH_OVERHEAD_ROUNDS`` (default 6, even) and
-``LLMBENCH_OVERHEAD_PROMPTS`` (default 64) set the rounds and the prompts per run.
+Longer runs shrink the run-to-run noise: ``LLMBENCH_OVERHEAD_ROUNDS`` (default 8, a multiple
+of 4) and ``LLMBENCH_OVERHEAD_PROMPTS`` (default 64) set the rounds and the prompts per run.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import pytest
 from pytest_llmbench.workload.prompts import build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
-ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "6"))  # even: each path leads as often
+ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "8"))  # a multiple of 4: see the loop
 PROMPTS = int(os.environ.get("LLMBENCH_OVERHEAD_PROMPTS", "64"))
 
 
 def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     if llm_backend.name != "vllm":
         pytest.skip("measures the vLLM backend's harness against vLLM itself")
-    assert ROUNDS >= 2 and ROUNDS % 2 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be even and >= 2"
+    assert ROUNDS >= 4 and ROUNDS % 4 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be a multiple of 4"
     workload = llm_bench.workload("overhead", num_prompts=PROMPTS)  # lengths from the config
     tokenizer = load_tokenizer(llm_backend.spec.model_path)
     requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
@@ -40,13 +40,23 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
 
     host.call("harness_overhead", requests, 1)  # warm-up of both paths
     direct, backend, hosted = [], [], []
-    for i in range(ROUNDS):
-        inside = host.call("harness_overhead", requests, 1, False, i % 2 == 1)
-        direct.append(inside.direct_tok_s)
-        backend.append(inside.harness_tok_s)
+
+    def run_hosted() -> None:
         t0 = time.perf_counter()
         assert sum(c.output_tokens for c in host.generate(requests)) == tokens
         hosted.append(tokens / (time.perf_counter() - t0))
+
+    for i in range(ROUNDS):
+        # Rounds alternate which in-process path leads, and whether the hosted path runs
+        # before or after them (in pairs), so that no path always holds the same place.
+        hosted_first = i % 4 >= 2
+        if hosted_first:
+            run_hosted()
+        inside = host.call("harness_overhead", requests, 1, False, i % 2 == 1)
+        direct.append(inside.direct_tok_s)
+        backend.append(inside.harness_tok_s)
+        if not hosted_first:
+            run_hosted()
 
     d, b, h = (statistics.median(x) for x in (direct, backend, hosted))
     summary = {
