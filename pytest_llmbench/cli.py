@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="Print a report: one table per backend, side by side.")
     p.add_argument("report", metavar="REPORT.json")
 
+    p = sub.add_parser(
+        "docs",
+        help="Write the generated docs (compatibility.md, configuration.md, schema/) into DIR.",
+    )
+    p.add_argument("dir", metavar="DIR", nargs="?", default="docs")
+
     p = sub.add_parser("compat", help="Print the parameter compatibility matrix.")
     p.add_argument("--markdown", action="store_true", required=True, help="As Markdown.")
     return parser
@@ -135,7 +141,40 @@ def _compat(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"compare": _compare, "merge": _merge, "show": _show, "compat": _compat}
+def generated_docs() -> dict[str, str]:
+    """Relative path under docs/ -> text: every document generated from a source of truth."""
+    from importlib.resources import files
+
+    from pytest_llmbench.compat import render_markdown as compat_markdown
+    from pytest_llmbench.config.reference import render_markdown as config_markdown
+
+    schema = files("pytest_llmbench").joinpath("schema/report-v1.json").read_text()
+    return {
+        "compatibility.md": compat_markdown(),
+        "configuration.md": config_markdown(),
+        "schema/report-v1.json": schema,
+    }
+
+
+def _docs(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from pytest_llmbench.report.json_report import atomic_write_text
+
+    for relative, text in generated_docs().items():
+        path = Path(args.dir) / relative
+        atomic_write_text(path, text)
+        print(f"wrote {path}", file=out)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "compare": _compare,
+    "merge": _merge,
+    "show": _show,
+    "compat": _compat,
+    "docs": _docs,
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
