@@ -42,7 +42,7 @@ from pytest_llmbench.backends.base import (
 )
 from pytest_llmbench.backends.openai_options import OpenAIOptions, from_spec_options
 from pytest_llmbench.backends.openai_sse import SSEError, SSEParser, parse_data
-from pytest_llmbench.errors import EngineError
+from pytest_llmbench.errors import BackendUnavailable, EngineError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -92,9 +92,17 @@ class OpenAIBackend(Backend):
         """Start the managed server (when no URL was given), then ask it for its model name."""
         self.options.api_key()  # an unset key variable fails here, not in every request
         if self._base_url is None:
-            from pytest_llmbench.backends.servers import ManagedServer, engine_flags, server_env
+            from pytest_llmbench.backends.servers import (
+                ManagedServer,
+                engine_flags,
+                missing_server,
+                server_env,
+            )
 
             kind = self.options.server
+            reason = missing_server(kind)
+            if reason is not None:
+                raise BackendUnavailable(reason)  # the tests skip with it, as for an engine
             scratch = Path(tempfile.mkdtemp(prefix=f"llmbench-{kind}-server-"))
             self._server = ManagedServer(
                 kind,

@@ -100,6 +100,24 @@ def engine_flags(config: Any, kind: str, model_path: str, scratch_dir: Path) -> 
     raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
 
 
+def missing_server(kind: str) -> str | None:
+    """Why ``kind``'s server cannot start here (its package or program is absent), or None."""
+    import importlib.util
+    import shutil
+
+    if kind in ("vllm", "sglang"):
+        if importlib.util.find_spec(kind) is None:
+            return (
+                f"--llm-server {kind} needs {kind} in this Python: "
+                f"pip install pytest-llmbench[{kind}], or pass --llm-server-url"
+            )
+        return None
+    program = {"tensorrt": "trtllm-serve", "llamacpp": "llama-server"}.get(kind)
+    if program is not None and shutil.which(program) is None:
+        return f"--llm-server {kind} needs {program} on PATH, or pass --llm-server-url"
+    return None
+
+
 def server_env(kind: str, device: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment added for a managed server: vLLM's CPU defaults, unless already set."""
     environ = os.environ if environ is None else environ

@@ -257,3 +257,23 @@ def test_server_dying_mid_run_fails_the_request_with_its_log(
     assert c.error is not None
     assert "the vllm server died" in c.error and "exit status 3" in c.error
     assert "fatal: simulated engine crash" in c.error
+
+
+def test_a_missing_server_program_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda program: None)
+    assert servers.missing_server("vllm") == (
+        "--llm-server vllm needs vllm in this Python: pip install pytest-llmbench[vllm], "
+        "or pass --llm-server-url"
+    )
+    assert "needs trtllm-serve on PATH" in str(servers.missing_server("tensorrt"))
+    assert "needs llama-server on PATH" in str(servers.missing_server("llamacpp"))
+
+
+def test_managed_server_without_its_engine_skips_the_tests(
+    echo_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(servers, "missing_server", lambda kind: f"no {kind} here (test)")
+    result = echo_pytester.runpytest_inprocess("--llm-backend", "openai", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*no vllm here (test)*"])
