@@ -25,23 +25,26 @@ def test_translation_of_session_config(llm_backend_name, llm_config):
     assert list(native_min.values()) == [llm_config.forced_min_tokens]
 
 
+# Each builder returns (what it built, what it must have built) for the parts every config fixes.
 def _vllm(config, translation):
     from pytest_llmbench.backends.vllm_args import build_vllm_args
 
-    return build_vllm_args(config, translation).engine
+    sampling = build_vllm_args(config, translation).sampling
+    built = (sampling["max_tokens"], sampling["min_tokens"])
+    return built, (config.max_output_tokens, config.forced_min_tokens)
 
 
 def _sglang(config, translation):
     from pytest_llmbench.backends.sglang_args import engine_kwargs, sampling_params
 
     sampling_params(config, translation)
-    return engine_kwargs(config, translation, config.model_name or "model")
+    return engine_kwargs(config, translation, "/the/model")["model_path"], "/the/model"
 
 
 def _tensorrt(config, translation):
     from pytest_llmbench.backends.tensorrt_args import llm_plan
 
-    return llm_plan(config, translation, config.model_name or "model").kwargs
+    return llm_plan(config, translation, "/the/model").kwargs["model"], "/the/model"
 
 
 NATIVE_ARGUMENTS = {"vllm": _vllm, "sglang": _sglang, "tensorrt": _tensorrt}
@@ -52,8 +55,8 @@ def test_engine_arguments_build_from_the_session_config(llm_backend_name, llm_co
     build = NATIVE_ARGUMENTS.get(llm_backend_name)
     if build is None:
         pytest.skip(f"{llm_backend_name} has no engine-argument builder beyond the translation")
-    arguments = build(llm_config, compat.translate(llm_config, llm_backend_name))
-    assert isinstance(arguments, dict)
+    built, expected = build(llm_config, compat.translate(llm_config, llm_backend_name))
+    assert built == expected
 
 
 @pytest.mark.llm_requires("decoder.repetition_penalty")

@@ -147,12 +147,12 @@ def generated_docs() -> dict[str, str]:
 
     from pytest_llmbench.compat import render_markdown as compat_markdown
     from pytest_llmbench.config.reference import render_markdown as config_markdown
+    from pytest_llmbench.results import SCHEMA_RESOURCE
 
-    schema = files("pytest_llmbench").joinpath("schema/report-v1.json").read_text()
     return {
         "compatibility.md": compat_markdown(),
         "configuration.md": config_markdown(),
-        "schema/report-v1.json": schema,
+        SCHEMA_RESOURCE: files("pytest_llmbench").joinpath(SCHEMA_RESOURCE).read_text(),
     }
 
 

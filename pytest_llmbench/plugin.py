@@ -131,14 +131,17 @@ def llm_config(request: pytest.FixtureRequest) -> ExperimentConfig:
     return _session(request.config).config
 
 
+def _required_parameters(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The universal parameters the test's ``llm_requires`` markers name."""
+    return tuple(p for marker in request.node.iter_markers("llm_requires") for p in marker.args)
+
+
 @pytest.fixture
 def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
     """The started engine of the backend this test instance is parametrised with."""
     session = _session(request.config)
     name: str = request.param
-    required: tuple[str, ...] = tuple(
-        p for marker in request.node.iter_markers("llm_requires") for p in marker.args
-    )
+    required = _required_parameters(request)
     try:
         # A missing engine is the first thing to say: it explains every test of that backend.
         reason = session.registry.unavailable_reason(name) or session.check_parameters(
@@ -166,9 +169,7 @@ def llm_backend_name(request: pytest.FixtureRequest) -> str:
     ``llm_backend``.
     """
     name: str = getattr(request, "param", None) or request.node.callspec.params[BACKEND_FIXTURE]
-    required: tuple[str, ...] = tuple(
-        p for marker in request.node.iter_markers("llm_requires") for p in marker.args
-    )
+    required = _required_parameters(request)
     try:
         reason = _session(request.config).check_parameters(name, required)
     except UnsupportedParameter as exc:

@@ -106,11 +106,10 @@ def missing_server(kind: str) -> str | None:
     import shutil
 
     if kind in ("vllm", "sglang"):
+        from pytest_llmbench.backends.registry import install_hint
+
         if importlib.util.find_spec(kind) is None:
-            return (
-                f"--llm-server {kind} needs {kind} in this Python: "
-                f"pip install pytest-llmbench[{kind}], or pass --llm-server-url"
-            )
+            return f"--llm-server {kind}: {install_hint(kind)}; or pass --llm-server-url"
         return None
     program = {"tensorrt": "trtllm-serve", "llamacpp": "llama-server"}.get(kind)
     if program is not None and shutil.which(program) is None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from pytest_llmbench.energy.base import DeviceMeter, NotReadable
+from pytest_llmbench.energy.select import CHOICES as BUILT_IN
+from pytest_llmbench.energy.select import OPTION
 from pytest_llmbench.errors import ConfigError, LLMBenchError
 
 ENTRY_POINT_GROUP = "pytest_llmbench.energy_meters"
-OPTION = "--llm-energy"
-BUILT_IN: tuple[str, ...] = ("auto", "nvml", "nvml-power", "rapl", "none")
 
 
 @dataclass(frozen=True)

@@ -263,8 +263,8 @@ def test_a_missing_server_program_is_named(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr("shutil.which", lambda program: None)
     assert servers.missing_server("vllm") == (
-        "--llm-server vllm needs vllm in this Python: pip install pytest-llmbench[vllm], "
-        "or pass --llm-server-url"
+        "--llm-server vllm: Backend 'vllm' requires extra dependencies. "
+        "Install with: pip install pytest-llmbench[vllm]; or pass --llm-server-url"
     )
     assert "needs trtllm-serve on PATH" in str(servers.missing_server("tensorrt"))
     assert "needs llama-server on PATH" in str(servers.missing_server("llamacpp"))
