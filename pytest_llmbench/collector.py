@@ -68,7 +68,7 @@ class ResultCollector:
         from pytest_llmbench.results import Report
 
         try:
-            self.outcome = self.plan.finish(Report.from_dict(data))
+            self.outcome = self.plan.finish(Report.from_dict(data), self.json_path)
         except LLMBenchError as exc:  # e.g. mixed backends against the baseline
             from pytest_llmbench.baseline import Outcome
 

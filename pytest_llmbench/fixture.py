@@ -71,7 +71,7 @@ class LLMBench:
         runner = self._session.config.runner
         started = _now()
         try:
-            repetitions = run_benchmark(
+            warmup, repetitions = run_benchmark(
                 self.engine.backend,
                 requests,
                 schedule,
@@ -79,8 +79,11 @@ class LLMBench:
                 RunSettings(
                     repetitions=runner.repetitions,
                     warmup=runner.warmup,
+                    warmup_max=runner.warmup_max,
+                    warmup_tolerance=runner.warmup_tolerance,
                     slo=self._session.options.slo,
                 ),
+                telemetry=self.engine.telemetry,
             )
         except EngineError:
             self._session.discard(self.engine.name)
@@ -109,6 +112,7 @@ class LLMBench:
             started_at=started,
             finished_at=_now(),
             engine_details=dict(info.details),
+            warmup=warmup.to_dict(),
         )
         self.results.append(result)
         self._record(result)

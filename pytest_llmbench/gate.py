@@ -1,17 +1,20 @@
-"""Comparing results with a baseline, and failing the build on --llm-fail-on rules.
+"""Comparing a run with its baseline history, and failing the build on --llm-fail-on rules.
 
 A rule is ``METRIC:[+|-]NUMBER[%]``; several are separated by commas, e.g.
 ``energy_per_output_token:+5%,output_throughput:-3%``. The sign names the direction that is a
 regression (``+``: an increase); without a sign, the metric's worse direction is used (an
 increase for latency and energy, a decrease for throughput). With ``%`` the threshold is
-relative to the baseline mean; without it, it is absolute in the metric's unit
+relative to the history mean; without it, it is absolute in the metric's unit
 (``ttft_s_p99:+0.05`` fails when TTFT p99 grows by more than 50 ms).
 
-A change is a **regression** only when it exceeds the threshold *and* the whole confidence
-interval (:func:`pytest_llmbench.stats.ratio_interval`, or the Welch interval of the difference
-for absolute rules) lies beyond the threshold; a change beyond the threshold whose interval
-reaches back inside it is **within-noise**. Regressions of gated rules make the session (or
-``llmbench compare``) exit with :data:`EXIT_REGRESSION`.
+The baseline is a *history* of earlier runs (one report is a history of one). A change is a
+**regression** only when it exceeds the rule's threshold *and* the noise band: the one-sided
+prediction band of a new run given the history's run-level spread and the current run's own
+repetitions (:mod:`pytest_llmbench.noise`). The band's level is the family-wise false-alarm rate
+(default 1%) divided among the gated comparisons, so unchanged code fails a whole run at most
+that often. With fewer than :data:`~pytest_llmbench.noise.MIN_HISTORY_RUNS` history runs the
+between-run spread is unknown: such rows are ``short-history``, show the within-run interval,
+and never fail the build.
 
 Results are matched by test id + backend + model + workload; the model is matched by the last
 component of its path, so a cached model whose folder differs between runners still matches.
@@ -30,13 +33,10 @@ from typing import Any
 
 from pytest_llmbench.environment import gpu_names
 from pytest_llmbench.errors import ConfigError, MixedBackendsError
+from pytest_llmbench.history import History
 from pytest_llmbench.metrics import DEFAULT_COMPARE_METRICS, METRICS, Metric, unknown_metric_message
-from pytest_llmbench.results import (
-    SCHEMA_VERSION,
-    BenchmarkResult,
-    Report,
-    read_report_data,
-)
+from pytest_llmbench.noise import MIN_HISTORY_RUNS, NoiseModel, noise_model, row_alpha
+from pytest_llmbench.results import BenchmarkResult, Report
 from pytest_llmbench.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RATIO_METHOD,
@@ -49,6 +49,11 @@ from pytest_llmbench.stats import (
 EXIT_REGRESSION = 11
 """Exit status when a gated metric regressed: distinct from pytest's 0-5 and from usage errors
 (``llmbench`` exits 2, pytest 4), so CI can tell "slower" from "broken"."""
+EXIT_UNMEASURED = 12
+"""Exit status when a gated metric could not be measured in the current run (e.g. an energy rule
+where energy is unavailable): the gate cannot vouch for it, and must not pass in silence."""
+DEFAULT_FALSE_ALARM_RATE = 0.01
+"""Probability that unchanged code fails the gate of one run (family-wise, all gated rows)."""
 
 OPTION = "--llm-fail-on"
 
@@ -64,6 +69,9 @@ class Verdict(str, Enum):
     GPU_MISMATCH = "gpu-mismatch"
     SCHEMA_MISMATCH = "schema-mismatch"
     ENERGY_UNAVAILABLE = "energy-unavailable"
+    SHORT_HISTORY = "short-history"  # too few history runs to know the between-run spread
+    WORSE = "worse"  # a shown (not gated) metric beyond the noise band, worse
+    BETTER = "better"  # a shown (not gated) metric beyond the noise band, better
 
 
 # -- rules -----------------------------------------------------------------------------------------
@@ -114,6 +122,7 @@ def parse_fail_on(text: str | Iterable[str], option: str = OPTION) -> tuple[Rule
     return tuple(rules)
 
 
+
 # -- rows and the comparison -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
@@ -123,17 +132,37 @@ class Row:
     backend: str
     metric: str | None
     verdict: Verdict
-    baseline: float | None = None  # mean over repetitions, metric's unit
-    current: float | None = None
+    baseline: float | None = None  # mean of the history's run means, metric's unit
+    current: float | None = None  # mean over the current run's repetitions
     change: float | None = None  # relative (0.1 = +10%) for relative rules, else absolute
-    interval: Interval | None = None
     relative: bool = True
     rule: Rule | None = None  # None: shown, not gated
     detail: str = ""
+    runs: int = 0  # history runs that had this metric
+    band: float | None = None  # noise band, on the change's scale (inf: cannot be bounded)
+    interval: Interval | None = None  # within-run interval, shown when the history is short
+    noise: NoiseModel | None = None
+    alpha: float | None = None  # one-sided level of this row's band
 
     @property
     def gated(self) -> bool:
         return self.rule is not None
+
+    @property
+    def detectable(self) -> float | None:
+        """The smallest change this row would flag: the larger of threshold and noise band."""
+        if self.band is None:
+            return None
+        return max(self.rule.threshold if self.rule else 0.0, self.band)
+
+    @property
+    def undetectable(self) -> bool:
+        """A gated rule whose threshold lies inside the noise: it flags only larger changes."""
+        return bool(self.rule and self.band is not None and self.band > self.rule.threshold)
+
+    @property
+    def fails(self) -> bool:
+        return self.gated and self.verdict in (Verdict.REGRESSION, Verdict.ENERGY_UNAVAILABLE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,7 +174,12 @@ class Row:
             "current": self.current,
             "change": self.change,
             "relative": self.relative,
+            "history_runs": self.runs,
+            "band": self.band,
+            "detectable": self.detectable,
+            "alpha": self.alpha,
             "interval": self.interval.to_dict() if self.interval else None,
+            "noise": self.noise.to_dict() if self.noise else None,
             "rule": str(self.rule) if self.rule else None,
             "detail": self.detail,
         }
@@ -157,33 +191,63 @@ class Comparison:
     baseline_source: str = "baseline"
     notes: tuple[str, ...] = ()
     mixed_backends: bool = False
+    history_runs: int = 1
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.gated and r.verdict is Verdict.REGRESSION]
 
     @property
+    def unmeasured(self) -> list[Row]:
+        """Gated rows the current run could not measure (energy unavailable here)."""
+        return [r for r in self.rows if r.gated and r.verdict is Verdict.ENERGY_UNAVAILABLE]
+
+    @property
     def failed(self) -> bool:
-        return bool(self.regressions)
+        return bool(self.regressions or self.unmeasured)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.failed else 0
+        if self.regressions:
+            return EXIT_REGRESSION
+        return EXIT_UNMEASURED if self.unmeasured else 0
 
     def counts(self) -> dict[str, int]:
+        """Verdicts of gated rows (shown-only rows are counted apart, as "shown")."""
         out: dict[str, int] = {}
         for row in self.rows:
-            out[row.verdict.value] = out.get(row.verdict.value, 0) + 1
+            key = row.verdict.value if row.gated or row.metric is None else "shown"
+            out[key] = out.get(key, 0) + 1
         return out
 
     def summary_line(self) -> str:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(self.counts().items()))
-        if self.failed:
-            names = ", ".join(sorted({f"{r.metric} ({r.test_id})" for r in self.regressions}))
-            return f"llmbench gate FAILED against {self.baseline_source}: {names} [{counts}]"
-        return (
-            f"llmbench gate passed against {self.baseline_source} [{counts or 'nothing compared'}]"
-        )
+        against = f"{self.baseline_source} ({_runs(self.history_runs)})"
+        if self.regressions:
+            return (
+                f"llmbench gate FAILED against {against}: {_failures(self.regressions)} "
+                f"regressed [{counts}]"
+            )
+        if self.unmeasured:
+            return (
+                f"llmbench gate FAILED against {against}: {_failures(self.unmeasured)} could "
+                f"not be measured in this run [{counts}]"
+            )
+        return f"llmbench gate passed against {against} [{counts or 'nothing compared'}]"
+
+    def failure_lines(self) -> list[str]:
+        """One line per failing row, short enough to read in a CI log."""
+        out = []
+        for r in self.regressions:
+            band = _change(r.band, r.relative, signed=False)
+            out.append(
+                f"  regression: {_short_test(r.test_id)} {r.metric} "
+                f"{_change(r.change, r.relative)} (noise band ±{band}, rule {_rule_text(r)})"
+            )
+        for r in self.unmeasured:
+            out.append(f"  not measured: {_short_test(r.test_id)} {r.metric}")
+        return out
 
     def table(self) -> str:
         from tabulate import tabulate
@@ -192,10 +256,10 @@ class Comparison:
             "test",
             "backend",
             "metric",
-            "baseline",
+            "history",
             "current",
             "change",
-            "interval",
+            "noise band",
             "rule",
             "verdict",
         ]
@@ -204,11 +268,11 @@ class Comparison:
                 _short_test(r.test_id),
                 r.backend,
                 r.metric or "-",
-                _num(r.baseline),
+                _history_cell(r),
                 _num(r.current),
                 _change(r.change, r.relative),
-                _interval(r.interval, r.relative),
-                str(r.rule).split(":", 1)[1] if r.rule else "-",
+                _band_cell(r),
+                _rule_text(r),
                 _verdict_text(r),
             ]
             for r in self.rows
@@ -217,29 +281,66 @@ class Comparison:
 
     def lines(self) -> list[str]:
         """What the terminal summary and ``llmbench compare`` print."""
-        out = [f"baseline: {self.baseline_source}"]
+        out = [f"baseline: {self.baseline_source} ({_runs(self.history_runs)})"]
         out += [f"note: {n}" for n in self.notes]
         if self.rows:
             out.append(self.table())
+        out += [f"note: {n}" for n in _detectability_notes(self.rows)]
         out.append(self.summary_line())
+        out += self.failure_lines()
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline_source,
+            "history_runs": self.history_runs,
+            "false_alarm_rate": self.false_alarm_rate,
             "failed": self.failed,
             "exit_code": self.exit_code,
             "mixed_backends": self.mixed_backends,
-            "notes": list(self.notes),
+            "notes": list(self.notes) + _detectability_notes(self.rows),
             "rows": [r.to_dict() for r in self.rows],
         }
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _failures(rows: Sequence[Row]) -> str:
+    by_metric: dict[str, int] = {}
+    for r in rows:
+        by_metric[str(r.metric)] = by_metric.get(str(r.metric), 0) + 1
+    return ", ".join(
+        f"{m} in {n} test{'s' if n > 1 else ''}" for m, n in sorted(by_metric.items())
+    )
+
+
+def _rule_text(row: Row) -> str:
+    return str(row.rule).split(":", 1)[1] if row.rule else "-"
+
+
 def _verdict_text(row: Row) -> str:
     text = row.verdict.value
-    if row.verdict is Verdict.REGRESSION and not row.gated:
+    if not row.gated and row.metric is not None and row.verdict is not Verdict.SHORT_HISTORY:
         text += " (not gated)"
-    return f"{text} ({row.detail})" if row.detail else text
+    return text
+
+
+def _history_cell(row: Row) -> str:
+    if row.baseline is None:
+        return "-"
+    return f"{_num(row.baseline)} ({row.runs})" if row.runs != 1 else _num(row.baseline)
+
+
+def _band_cell(row: Row) -> str:
+    if row.verdict is Verdict.SHORT_HISTORY and row.interval is not None:
+        return f"within run {_interval(row.interval, row.relative)}"
+    if row.band is None:
+        return "-"
+    if not math.isfinite(row.band):
+        return "unbounded"
+    return f"±{_change(row.band, row.relative, signed=False)}"
 
 
 def _short_test(test_id: str) -> str:
@@ -251,10 +352,11 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _change(change: float | None, relative: bool) -> str:
+def _change(change: float | None, relative: bool, signed: bool = True) -> str:
     if change is None or not math.isfinite(change):
         return "-"
-    return f"{change * 100:+.1f}%" if relative else f"{change:+.4g}"
+    sign = "+" if signed else ""
+    return f"{change * 100:{sign}.1f}%" if relative else f"{change:{sign}.4g}"
 
 
 def _interval(interval: Interval | None, relative: bool) -> str:
@@ -265,6 +367,42 @@ def _interval(interval: Interval | None, relative: bool) -> str:
     if relative:
         return f"[{(interval.low - 1) * 100:+.1f}%, {(interval.high - 1) * 100:+.1f}%]"
     return f"[{interval.low:+.4g}, {interval.high:+.4g}]"
+
+
+def _detectability_notes(rows: Sequence[Row]) -> list[str]:
+    """One note per gated rule whose threshold lies inside the noise, with what would fix it."""
+    by_rule: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.undetectable and row.verdict is not Verdict.SHORT_HISTORY:
+            by_rule.setdefault(str(row.rule), []).append(row)
+    notes = []
+    for rule, group in by_rule.items():
+        worst = max(group, key=lambda r: r.band or 0.0)
+        tests = ", ".join(_short_test(r.test_id) for r in group[:3])
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        noise = worst.noise
+        spread = ""
+        if noise is not None and noise.history_mean:
+            spread = f": runs vary {noise.run_sd / abs(noise.history_mean) * 100:.1f}%"
+        notes.append(
+            f"{rule} cannot be detected in {tests}{more}{spread}; it flags only changes beyond "
+            f"{_change(worst.detectable, worst.relative, signed=False)}. To narrow the band: "
+            f"{_remedy(worst)}"
+        )
+    return notes
+
+
+def _remedy(row: Row) -> str:
+    noise = row.noise
+    history = "more history runs" + (
+        f" (have {row.runs})" if row.runs < 10 else ""
+    )
+    if noise is not None and noise.between_share() < 0.5:
+        return (
+            f"more repetitions (--llm-repeat, now {noise.current_repetitions}) or longer windows, "
+            f"then {history}"
+        )
+    return f"{history}, or a GPU-bound workload (--llm-preset gpu-gate) with less run-to-run drift"
 
 
 # -- matching --------------------------------------------------------------------------------------
@@ -299,6 +437,7 @@ def _loose_key(result: BenchmarkResult) -> tuple[str, str, str]:
     )
 
 
+
 # -- judging one metric ----------------------------------------------------------------------------
 def judge(
     baseline_values: Sequence[float],
@@ -308,10 +447,11 @@ def judge(
     method: str = DEFAULT_RATIO_METHOD,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> tuple[Verdict, float, Interval]:
-    """The verdict of ``rule`` on two samples, the change and its interval.
+    """The within-run verdict of ``rule``: two samples of repetitions, the change, its interval.
 
-    Changes are measured on a "worse is positive" scale: a regression needs the change and the
-    interval's nearer end beyond the threshold; an improvement the mirror image.
+    Only shown (never gating) when the history is too short to know the between-run spread.
+    A change beyond the threshold whose interval's nearer end is also beyond it is a
+    regression (or improvement); one whose interval reaches back inside is within-noise.
     """
     if rule.relative:
         interval = ratio_interval(baseline_values, current_values, confidence, method)
@@ -332,17 +472,62 @@ def judge(
     return Verdict.OK, change, interval
 
 
+def judge_history(
+    noise: NoiseModel, rule: Rule, alpha: float, *, gated: bool = True
+) -> tuple[Verdict, float, float]:
+    """The verdict of ``rule`` on a noise model: (verdict, change, band) on the rule's scale.
+
+    A regression exceeds both the threshold and the one-sided band at level ``alpha``."""
+    base = noise.history_mean
+    band = noise.band(alpha)
+    if rule.relative:
+        change = noise.change / base if base else math.nan
+        band = band / abs(base) if base else math.inf
+    else:
+        change = noise.change
+    worse = change * rule.sign
+    limit = max(rule.threshold, band)
+    if math.isnan(worse) or not math.isfinite(limit):
+        return Verdict.WITHIN_NOISE, change, band
+    if worse > limit:
+        return (Verdict.REGRESSION if gated else Verdict.WORSE), change, band
+    if worse < -limit:
+        return (Verdict.IMPROVED if gated else Verdict.BETTER), change, band
+    if abs(worse) > rule.threshold:
+        return Verdict.WITHIN_NOISE, change, band
+    return Verdict.OK, change, band
+
+
+@dataclass
+class _Pending:
+    """A metric row waiting for the number of gated comparisons (which sets each row's level)."""
+
+    common: dict[str, Any]
+    rule: Rule
+    gated: bool
+    history: list[list[float]]
+    current: list[float]
+    detail: str
+    forced: Verdict | None
+    min_history: int
+
+    @property
+    def judged(self) -> bool:
+        return len(self.history) >= self.min_history
+
+
 def _metric_rows(
-    base: Sequence[BenchmarkResult],
+    runs: Sequence[Sequence[BenchmarkResult]],
     cur: BenchmarkResult,
     rules: Sequence[tuple[Rule, bool]],
     *,
-    method: str,
-    confidence: float,
     extra_detail: str,
     forced: Verdict | None,
-) -> list[Row]:
-    rows: list[Row] = []
+    energy_notes: dict[str, str],
+    min_history: int,
+) -> list[Row | _Pending]:
+    out: list[Row | _Pending] = []
+    base = [b for run in runs for b in run]
     for rule, gated in rules:
         spec = rule.spec
         common: dict[str, Any] = {
@@ -353,43 +538,79 @@ def _metric_rows(
             "rule": rule if gated else None,
         }
         if spec.energy:
-            reason = cur.energy_unavailable_reason or next(
-                (b.energy_unavailable_reason for b in base if b.energy_unavailable_reason), None
-            )
+            reason = cur.energy_unavailable_reason
+            side = "current run"
+            if reason is None:
+                side = "history"
+                reason = next(
+                    (b.energy_unavailable_reason for b in base if b.energy_unavailable_reason),
+                    None,
+                )
             if reason is not None:
-                side = "current" if cur.energy_unavailable_reason else "baseline"
-                rows.append(
-                    Row(**common, verdict=Verdict.ENERGY_UNAVAILABLE, detail=f"{side}: {reason}")
+                energy_notes[f"energy unavailable in the {side}: {reason}"] = side
+                # Only the current run's own gap fails a gated rule: a baseline without energy
+                # cannot be compared, but this run is not to blame.
+                verdict = Verdict.ENERGY_UNAVAILABLE if side == "current run" else (
+                    Verdict.MISSING_IN_BASELINE
                 )
+                out.append(Row(**common, verdict=verdict, detail=side))
                 continue
-        b_values = [v for b in base for v in (b.metric_values(rule.metric) or [])]
-        c_values = cur.metric_values(rule.metric) or []
-        if not b_values or not c_values:
-            side = "baseline" if not b_values else "current"
-            if spec.energy:  # measured, but not this quantity (dynamic energy needs idle power)
-                verdict = Verdict.ENERGY_UNAVAILABLE
+        history = [
+            values
+            for run in runs
+            if (values := [v for b in run for v in (b.metric_values(rule.metric) or [])])
+        ]
+        current = cur.metric_values(rule.metric) or []
+        if not history or not current:
+            side = "history" if not history else "current run"
+            if spec.energy and side == "current run":
+                verdict = Verdict.ENERGY_UNAVAILABLE  # measured, but not this quantity
+            elif spec.energy:
+                verdict = Verdict.MISSING_IN_BASELINE
             else:
-                verdict = (
-                    Verdict.MISSING_IN_BASELINE if not b_values else Verdict.MISSING_IN_CURRENT
-                )
-            rows.append(Row(**common, verdict=verdict, detail=f"{side}: no {rule.metric} values"))
+                verdict = Verdict.MISSING_IN_BASELINE if not history else Verdict.MISSING_IN_CURRENT
+            out.append(Row(**common, verdict=verdict, detail=f"{side}: no {rule.metric} values"))
             continue
-        verdict, change, interval = judge(
-            b_values, c_values, rule, method=method, confidence=confidence
+        out.append(
+            _Pending(common, rule, gated, history, current, extra_detail, forced, min_history)
         )
-        notes = [n for n in (interval.note if not interval.bounded else "", extra_detail) if n]
-        rows.append(
-            Row(
-                **common,
-                verdict=forced or verdict,
-                baseline=sum(b_values) / len(b_values),
-                current=sum(c_values) / len(c_values),
-                change=change,
-                interval=interval,
-                detail="; ".join(notes),
-            )
+    return out
+
+
+def _finish(pending: _Pending, alpha: float, confidence: float, method: str) -> Row:
+    noise = noise_model(pending.history, pending.current)
+    rule = pending.rule
+    runs = len(pending.history)
+    if not pending.judged:
+        pooled = [v for run in pending.history for v in run]
+        _, change, interval = judge(
+            pooled, pending.current, rule, method=method, confidence=confidence
         )
-    return rows
+        detail = f"needs >= {pending.min_history} history runs to gate"
+        return Row(
+            **pending.common,
+            verdict=pending.forced or Verdict.SHORT_HISTORY,
+            baseline=noise.history_mean,
+            current=noise.current_mean,
+            change=change,
+            interval=interval,
+            runs=runs,
+            noise=noise,
+            detail="; ".join(x for x in (detail, pending.detail) if x),
+        )
+    verdict, change, band = judge_history(noise, rule, alpha, gated=pending.gated)
+    return Row(
+        **pending.common,
+        verdict=pending.forced or verdict,
+        baseline=noise.history_mean,
+        current=noise.current_mean,
+        change=change,
+        band=band,
+        runs=runs,
+        noise=noise,
+        alpha=alpha,
+        detail=pending.detail,
+    )
 
 
 def _rule_set(rules: Sequence[Rule], metrics: Sequence[str] | None) -> list[tuple[Rule, bool]]:
@@ -407,8 +628,16 @@ def _rule_set(rules: Sequence[Rule], metrics: Sequence[str] | None) -> list[tupl
     return out
 
 
+def _as_history(baseline: Report | History | Sequence[Report]) -> tuple[Report, ...]:
+    if isinstance(baseline, Report):
+        return (baseline,)
+    if isinstance(baseline, History):
+        return baseline.reports
+    return tuple(baseline)
+
+
 def compare(
-    baseline: Report,
+    baseline: Report | History | Sequence[Report],
     current: Report,
     rules: Sequence[Rule] = (),
     *,
@@ -416,45 +645,74 @@ def compare(
     allow_mixed: bool = False,
     method: str = DEFAULT_RATIO_METHOD,
     confidence: float = DEFAULT_CONFIDENCE,
-    baseline_source: str = "baseline",
+    baseline_source: str | None = None,
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+    min_history: int = MIN_HISTORY_RUNS,
 ) -> Comparison:
-    """Compare ``current`` with ``baseline``; ``metrics`` are shown without gating (default: a
-    few headline metrics when there are no rules)."""
+    """Compare ``current`` with a baseline history (a report, a History, or reports oldest
+    first); ``metrics`` are shown without gating (default: a few headline metrics when there are
+    no rules). ``confidence`` and ``method`` shape the within-run interval shown for short
+    histories."""
     if method not in RATIO_METHODS:
         raise ConfigError("method", f"{method!r} is not one of {', '.join(RATIO_METHODS)}")
+    if not 0.0 < false_alarm_rate < 1.0:
+        raise ConfigError("false_alarm_rate", f"{false_alarm_rate} is not within (0, 1)")
+    if min_history < 2:
+        raise ConfigError("min_history", f"{min_history} is not >= 2")
+    history = _as_history(baseline)
+    if baseline_source is None:
+        baseline_source = (
+            baseline.describe() if isinstance(baseline, History) else "baseline"
+        )
     rule_set = _rule_set(rules, metrics)
     notes: list[str] = []
-    if not baseline.complete:
-        notes.append("the baseline run was interrupted; it holds only the results it completed")
-    gpu_forced: Verdict | None = None
-    b_gpus, c_gpus = gpu_names(baseline.machine), gpu_names(current.machine)
-    comparable = not baseline.machine.get("mixed") and not current.machine.get("mixed")
-    known = _has_gpu_info(baseline.machine) and _has_gpu_info(current.machine)
-    if comparable and known and b_gpus != c_gpus:
-        gpu_forced = Verdict.GPU_MISMATCH
+    interrupted = sum(1 for report in history if not report.complete)
+    if interrupted:
         notes.append(
-            f"GPUs differ: baseline {', '.join(b_gpus) or 'none'}, current "
-            f"{', '.join(c_gpus) or 'none'}; numbers are shown, nothing is gated"
+            f"{interrupted} baseline run(s) were interrupted; they hold only the results they "
+            "completed"
         )
+    gpu_forced: Verdict | None = None
+    c_gpus = gpu_names(current.machine)
+    for report in history:
+        b_gpus = gpu_names(report.machine)
+        comparable = not report.machine.get("mixed") and not current.machine.get("mixed")
+        known = _has_gpu_info(report.machine) and _has_gpu_info(current.machine)
+        if comparable and known and b_gpus != c_gpus:
+            gpu_forced = Verdict.GPU_MISMATCH
+            notes.append(
+                f"GPUs differ: baseline {', '.join(b_gpus) or 'none'}, current "
+                f"{', '.join(c_gpus) or 'none'}; numbers are shown, nothing is gated"
+            )
+            break
 
-    exact: dict[tuple[str, str, str, str], list[BenchmarkResult]] = {}
-    loose: dict[tuple[str, str, str], list[BenchmarkResult]] = {}
-    for b in baseline.results:
-        exact.setdefault(match_key(b), []).append(b)
-        loose.setdefault(_loose_key(b), []).append(b)
-    used: set[int] = set()
-    rows: list[Row] = []
+    exact: list[dict[tuple[str, str, str, str], list[BenchmarkResult]]] = []
+    loose: list[dict[tuple[str, str, str], list[BenchmarkResult]]] = []
+    for report in history:
+        e: dict[tuple[str, str, str, str], list[BenchmarkResult]] = {}
+        lo: dict[tuple[str, str, str], list[BenchmarkResult]] = {}
+        for b in report.results:
+            e.setdefault(match_key(b), []).append(b)
+            lo.setdefault(_loose_key(b), []).append(b)
+        exact.append(e)
+        loose.append(lo)
+    matched_keys: set[tuple[str, str, str, str]] = set()
+    items: list[Row | _Pending] = []
     mixed_pairs: set[str] = set()
+    energy_notes: dict[str, str] = {}
     for cur in current.results:
-        matches = exact.get(match_key(cur), [])
+        runs = [e.get(match_key(cur), []) for e in exact]
         detail = ""
-        if not matches:
-            others = [b for b in loose.get(_loose_key(cur), []) if b.backend != cur.backend]
-            if others:
-                backends = {cur.backend, *(b.backend for b in others)}
+        if not any(runs):
+            others = [
+                [b for b in lo.get(_loose_key(cur), []) if b.backend != cur.backend]
+                for lo in loose
+            ]
+            if any(others):
+                backends = {cur.backend, *(b.backend for run in others for b in run)}
+                matched_keys.update(match_key(b) for run in others for b in run)
                 if not allow_mixed:
-                    used.update(id(b) for b in others)
-                    rows.append(
+                    items.append(
                         Row(
                             cur.test_id,
                             cur.backend,
@@ -465,31 +723,58 @@ def compare(
                     )
                     continue
                 mixed_pairs.update(backends)
-                matches = others
-                detail = "baseline backend " + ", ".join(sorted({b.backend for b in others}))
-        if not matches:
-            rows.append(Row(cur.test_id, cur.backend, None, Verdict.MISSING_IN_BASELINE))
+                runs = others
+                detail = "baseline backend " + ", ".join(
+                    sorted({b.backend for run in others for b in run})
+                )
+        if not any(runs):
+            items.append(Row(cur.test_id, cur.backend, None, Verdict.MISSING_IN_BASELINE))
             continue
-        used.update(id(b) for b in matches)
-        if any(b.config_hash != cur.config_hash for b in matches):
+        matched_keys.update(match_key(b) for run in runs for b in run)
+        if any(b.config_hash != cur.config_hash for run in runs for b in run):
             detail = "; ".join(x for x in (detail, "config differs from the baseline's") if x)
-        rows += _metric_rows(
-            matches,
+        items += _metric_rows(
+            [run for run in runs if run],
             cur,
             rule_set,
-            method=method,
-            confidence=confidence,
             extra_detail=detail,
             forced=gpu_forced,
+            energy_notes=energy_notes,
+            min_history=min_history,
         )
-    for b in baseline.results:
-        if id(b) not in used:
-            rows.append(Row(b.test_id, b.backend, None, Verdict.MISSING_IN_CURRENT))
+    gated_judged = sum(
+        1 for item in items if isinstance(item, _Pending) and item.gated and item.judged
+    )
+    alpha_gated = row_alpha(false_alarm_rate, gated_judged)
+    rows = [
+        item
+        if isinstance(item, Row)
+        else _finish(item, alpha_gated if item.gated else false_alarm_rate, confidence, method)
+        for item in items
+    ]
+    if history:
+        for b in history[-1].results:
+            if match_key(b) not in matched_keys:
+                rows.append(Row(b.test_id, b.backend, None, Verdict.MISSING_IN_CURRENT))
+    notes += list(energy_notes)
+    if any(r.verdict is Verdict.SHORT_HISTORY for r in rows):
+        notes.append(
+            f"short history: fewer than {min_history} runs have these results, so the spread "
+            "between runs is unknown; changes are shown with this run's own interval and "
+            "nothing fails the build until the history is long enough"
+        )
     if mixed_pairs:
         notes.append(
             "mixed backends compared (--allow-mixed-backends): " + ", ".join(sorted(mixed_pairs))
         )
-    return Comparison(tuple(rows), baseline_source, tuple(notes), bool(mixed_pairs))
+    return Comparison(
+        tuple(rows),
+        baseline_source,
+        tuple(notes),
+        bool(mixed_pairs),
+        history_runs=len(history),
+        false_alarm_rate=false_alarm_rate,
+    )
 
 
 def _has_gpu_info(machine: dict[str, Any]) -> bool:
@@ -499,21 +784,45 @@ def _has_gpu_info(machine: dict[str, Any]) -> bool:
 
 def compare_with_file(
     current: Report,
-    baseline_path: str | Path,
+    baseline: str | Path | Sequence[str | Path],
     rules: Sequence[Rule] = (),
+    *,
+    max_runs: int | None = None,
+    option: str = "BASELINE",
     **kwargs: Any,
 ) -> Comparison:
-    """:func:`compare` against a baseline file. A corrupt or truncated file raises ReportError
-    (one line naming the file); a baseline of another schema version gives schema-mismatch rows."""
-    source = str(baseline_path)
-    data = read_report_data(baseline_path)
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        detail = f"baseline schema_version {version!r}, this version reads {SCHEMA_VERSION}"
+    """:func:`compare` against the history in report files, folders or globs. A corrupt file,
+    an empty folder or a history that mixes backends or configs raises an error naming the
+    files; a baseline of another schema version gives schema-mismatch rows."""
+    from pytest_llmbench.history import DEFAULT_HISTORY_RUNS, expand, load_history
+
+    values = [str(baseline)] if isinstance(baseline, (str, Path)) else [str(b) for b in baseline]
+    history = load_history(expand(values, option), max_runs or DEFAULT_HISTORY_RUNS)
+    return compare_with_history(current, history, rules, **kwargs)
+
+
+def compare_with_history(
+    current: Report, history: History, rules: Sequence[Rule] = (), **kwargs: Any
+) -> Comparison:
+    """:func:`compare` against a loaded history; schema-mismatch rows when no report of the
+    history could be read (all of another schema version)."""
+    if not history.reports:
+        detail = f"baseline of another schema version: {', '.join(history.skipped)}"
         rows = tuple(
             Row(r.test_id, r.backend, None, Verdict.SCHEMA_MISMATCH, detail=detail)
             for r in current.results
         )
-        return Comparison(rows, source, (detail + "; nothing is gated",))
-    baseline = Report.from_dict(data, source=source)
-    return compare(baseline, current, rules, baseline_source=source, **kwargs)
+        source = kwargs.get("baseline_source") or history.describe()
+        return Comparison(rows, source, (detail + "; nothing is gated",), history_runs=0)
+    comparison = compare(history, current, rules, **kwargs)
+    if history.skipped:
+        extra = f"skipped (another schema version): {', '.join(history.skipped)}"
+        comparison = Comparison(
+            comparison.rows,
+            comparison.baseline_source,
+            (*comparison.notes, extra),
+            comparison.mixed_backends,
+            comparison.history_runs,
+            comparison.false_alarm_rate,
+        )
+    return comparison

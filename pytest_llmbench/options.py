@@ -152,13 +152,30 @@ def add_options(parser: pytest.Parser) -> None:
     )
     option(
         "--llm-compare",
-        None,
-        "",
+        "args",
+        [],
+        action="append",
         nargs="?",
         const="",
         metavar="BASELINE",
-        help="Compare with a baseline report: a path, a saved run number or name, or the "
-        "latest saved run when no value is given.",
+        help="Compare with a baseline history: report files, folders of reports, globs, saved "
+        "run numbers or names (repeatable), or the last --llm-history saved runs when no value "
+        "is given.",
+    )
+    option(
+        "--llm-history",
+        None,
+        "",
+        metavar="N",
+        help="Use at most the newest N runs of the baseline history (default 20).",
+    )
+    option(
+        "--llm-false-alarm-rate",
+        None,
+        "",
+        metavar="P",
+        help="Probability that unchanged code fails the gate, over all gated rules and tests "
+        "(default 0.01).",
     )
     option(
         "--llm-fail-on",
@@ -241,7 +258,9 @@ class EnergyOptions:
 
 @dataclass(frozen=True)
 class BaselineOptions:
-    compare: str | None = None  # None: not given; "": the latest saved run
+    compare: tuple[str, ...] | None = None  # None: not given; "": the last saved runs
+    history_runs: int = 20
+    false_alarm_rate: float = 0.01
     fail_on: tuple[str, ...] = ()
     allow_mixed: bool = False
     save: str | None = None
@@ -315,9 +334,11 @@ def read_options(config: pytest.Config) -> Options:
         openai=options_from_getoption(lambda dest: _typed(config, dest)),
         energy=_energy_options(config),
         baseline=BaselineOptions(
-            compare=config.getoption("llm_compare")
-            if config.getoption("llm_compare") is not None
-            else (config.getini("llm_compare") or None),
+            compare=_compare_values(config),
+            history_runs=_history_runs(config),
+            false_alarm_rate=_float(
+                config, "llm_false_alarm_rate", "--llm-false-alarm-rate", 0.01
+            ),
             fail_on=tuple(_value(config, "llm_fail_on") or ()),
             allow_mixed=bool(_value(config, "llm_allow_mixed_backends")),
             save=_value(config, "llm_save"),
@@ -326,6 +347,22 @@ def read_options(config: pytest.Config) -> Options:
         ),
         slo=_slo(config),
     )
+
+
+def _history_runs(config: pytest.Config) -> int:
+    runs = _int(config, "llm_history", "--llm-history")
+    if runs == 0:
+        raise ConfigError("--llm-history", "0 is not >= 1")
+    return 20 if runs is None else runs
+
+
+def _compare_values(config: pytest.Config) -> tuple[str, ...] | None:
+    """``--llm-compare`` values (``""`` for a bare flag), or the ini line, or None."""
+    given = config.getoption("llm_compare")
+    if given is not None:
+        return tuple(given)
+    ini = config.getini("llm_compare")
+    return tuple(ini) if ini else None
 
 
 def _slo(config: pytest.Config) -> SLO | None:

@@ -79,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
                 save=b.save,
                 autosave=b.autosave,
                 storage_root=b.storage,
+                history_runs=b.history_runs,
+                false_alarm_rate=b.false_alarm_rate,
             )
         except LLMBenchError as exc:
             raise pytest.UsageError(str(exc)) from None

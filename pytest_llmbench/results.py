@@ -58,6 +58,13 @@ class Repetition:
     e2e_latency_s: tuple[float, ...]
     energy: EnergyReading | EnergyUnavailable
     good_requests: int | None = None  # requests that met every SLO; None when no SLO was set
+    # GPU state at both ends of the window (energy.telemetry.window_telemetry); None off-GPU
+    telemetry: dict[str, Any] | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """The GPU was held back (power, thermal or hardware slowdown) around this window."""
+        return bool(self.telemetry and self.telemetry.get("throttled"))
 
     @classmethod
     def from_completions(
@@ -67,6 +74,7 @@ class Repetition:
         iterations: int,
         energy: EnergyReading | EnergyUnavailable,
         slo: SLO | None = None,
+        telemetry: dict[str, Any] | None = None,
     ) -> Repetition:
         ok = [c for c in completions if c.error is None]
         good = None
@@ -86,6 +94,7 @@ class Repetition:
             e2e_latency_s=tuple(c.latency_s for c in ok),
             energy=energy,
             good_requests=good,
+            telemetry=telemetry,
         )
 
     def metrics(self) -> dict[str, float | None]:
@@ -144,6 +153,7 @@ class Repetition:
             e2e_latency_s=tuple(data["e2e_latency_s"]),
             energy=energy_from_dict(data["energy"]),
             good_requests=data.get("good_requests"),
+            telemetry=data.get("telemetry"),
         )
 
 
@@ -186,6 +196,11 @@ class BenchmarkResult:
     started_at: str
     finished_at: str
     engine_details: dict[str, str] = field(default_factory=dict)
+    warmup: dict[str, Any] = field(default_factory=dict)  # runner.Warmup.to_dict()
+
+    @property
+    def throttled_repetitions(self) -> int:
+        return sum(1 for r in self.repetitions if r.throttled)
 
     def aggregate(self) -> dict[str, float | None]:
         """Mean over repetitions of each metric (None where a repetition lacks it)."""

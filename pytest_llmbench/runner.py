@@ -3,6 +3,10 @@
 Each repetition is one energy window. When the meter needs more counter updates than one pass of
 the workload gives (an NVML counter updates ~10 times a second), the workload is repeated inside
 the same window until it is long enough, and the result records how many passes it took.
+
+Warm-up runs at least ``warmup`` passes, then goes on until two passes in a row take the same
+time within ``warmup_tolerance`` (compilation, autotuning, clock ramp-up and caches are done),
+at most ``warmup_max`` passes; the result records how many it took and whether it settled.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pytest_llmbench.backends.base import Backend, Completion, GenerationRequest, Schedule
 from pytest_llmbench.energy.base import EnergyMeter
@@ -18,12 +23,31 @@ from pytest_llmbench.goodput import SLO
 from pytest_llmbench.results import Repetition
 
 
+class Telemetry(Protocol):
+    """GPU state around a window (see :mod:`pytest_llmbench.energy.telemetry`)."""
+
+    def snapshot(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True)
 class RunSettings:
     repetitions: int = 3
     warmup: int = 1
+    warmup_max: int = 10
+    warmup_tolerance: float = 0.05  # 0: exactly ``warmup`` passes
     max_iterations: int = 1000  # a cap on passes per window, against an idle, never-updating meter
     slo: SLO | None = None  # count the requests that meet it (goodput)
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """How warm-up went: pass times (seconds) and whether throughput settled."""
+
+    pass_s: tuple[float, ...]
+    settled: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passes": len(self.pass_s), "settled": self.settled, "pass_s": list(self.pass_s)}
 
 
 def _check(
@@ -35,6 +59,39 @@ def _check(
         )
 
 
+def settled(pass_s: Sequence[float], tolerance: float) -> bool:
+    """True when the last two passes took the same time within ``tolerance`` (a fraction)."""
+    if len(pass_s) < 2:
+        return False
+    a, b = pass_s[-2], pass_s[-1]
+    return abs(a - b) <= tolerance * min(a, b)
+
+
+def warm_up(
+    backend: Backend,
+    requests: Sequence[GenerationRequest],
+    schedule: Schedule,
+    settings: RunSettings,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Warmup:
+    """Unmeasured passes until throughput settles (see the module docstring)."""
+    adaptive = settings.warmup_tolerance > 0
+    most = max(settings.warmup, settings.warmup_max) if adaptive else settings.warmup
+    pass_s: list[float] = []
+    while len(pass_s) < most:
+        started = clock()
+        _check(backend.serve(requests, schedule), requests, backend.name)
+        pass_s.append(clock() - started)
+        if (
+            adaptive
+            and len(pass_s) >= settings.warmup
+            and settled(pass_s, settings.warmup_tolerance)
+        ):
+            break
+    done = settled(pass_s, settings.warmup_tolerance) if adaptive else True
+    return Warmup(tuple(pass_s), done)
+
+
 def run_repetition(
     backend: Backend,
     requests: Sequence[GenerationRequest],
@@ -43,8 +100,13 @@ def run_repetition(
     max_iterations: int = 1000,
     clock: Callable[[], float] = time.perf_counter,
     slo: SLO | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Repetition:
-    """One energy window holding one or more passes of the workload."""
+    """One energy window holding one or more passes of the workload; GPU telemetry is read
+    just outside the window, so its cost never lands inside."""
+    from pytest_llmbench.energy.telemetry import window_telemetry
+
+    before = telemetry.snapshot() if telemetry is not None else None
     completions: list[Completion] = []
     window = meter.start()
     started = clock()
@@ -60,7 +122,12 @@ def run_repetition(
     finally:
         elapsed = clock() - started
         reading = window.stop()
-    return Repetition.from_completions(completions, elapsed, iterations, reading, slo)
+    state = None
+    if telemetry is not None and before is not None:
+        state = window_telemetry(before, telemetry.snapshot())
+    return Repetition.from_completions(
+        completions, elapsed, iterations, reading, slo, telemetry=state
+    )
 
 
 def run_benchmark(
@@ -69,13 +136,20 @@ def run_benchmark(
     schedule: Schedule,
     meter: EnergyMeter,
     settings: RunSettings,
-) -> list[Repetition]:
-    """Warm up (unmeasured), then ``settings.repetitions`` measured repetitions."""
-    for _ in range(settings.warmup):
-        _check(backend.serve(requests, schedule), requests, backend.name)
-    return [
+    telemetry: Telemetry | None = None,
+) -> tuple[Warmup, list[Repetition]]:
+    """Warm up (unmeasured, until settled), then ``settings.repetitions`` measured repetitions."""
+    warmup = warm_up(backend, requests, schedule, settings)
+    repetitions = [
         run_repetition(
-            backend, requests, schedule, meter, settings.max_iterations, slo=settings.slo
+            backend,
+            requests,
+            schedule,
+            meter,
+            settings.max_iterations,
+            slo=settings.slo,
+            telemetry=telemetry,
         )
         for _ in range(settings.repetitions)
     ]
+    return warmup, repetitions

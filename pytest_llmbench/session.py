@@ -19,6 +19,7 @@ from pytest_llmbench.backends.registry import AUTO, Registry
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.energy.base import EnergyMeter, UnavailableMeter
+from pytest_llmbench.energy.telemetry import GpuTelemetry
 from pytest_llmbench.energy.plugins import MeterRegistry, MeterRequest
 from pytest_llmbench.errors import (
     BackendUnavailable,
@@ -45,6 +46,7 @@ class EngineHandle:
     info: EngineInfo
     meter: EnergyMeter
     meter_note: str
+    telemetry: GpuTelemetry | None = None  # GPU state around each window; None off-GPU
 
 
 @dataclass
@@ -183,7 +185,12 @@ class LLMBenchSession:
             self._engines[key] = _Failure(message)
             raise EngineError(message) from exc
         meter, note = self._meter_for(info)
-        handle = EngineHandle(name, backend, spec, info, meter, note)
+        telemetry = None
+        if info.device == "cuda":
+            from pytest_llmbench.energy.telemetry import open_telemetry
+
+            telemetry, _ = open_telemetry(info.cuda_devices)
+        handle = EngineHandle(name, backend, spec, info, meter, note, telemetry)
         self._engines[key] = handle
         return handle
 
@@ -270,25 +277,31 @@ class LLMBenchSession:
         for key, handle in list(self._engines.items()):
             if key[0] == name:
                 if isinstance(handle, EngineHandle):
-                    _close_quietly(handle.backend)
+                    _close_handle(handle)
                 del self._engines[key]
 
     def _close_own_process_engines(self) -> None:
         for key, handle in list(self._engines.items()):
             if isinstance(handle, EngineHandle) and handle.backend.capabilities.own_process:
-                _close_quietly(handle.backend)
+                _close_handle(handle)
                 del self._engines[key]
 
     def close(self) -> None:
         for handle in self._engines.values():
             if isinstance(handle, EngineHandle):
-                _close_quietly(handle.backend)
+                _close_handle(handle)
         self._engines.clear()
         for meter in self._meters:
             close = getattr(meter, "close", None)
             if callable(close):
                 close()
         self._meters.clear()
+
+
+def _close_handle(handle: EngineHandle) -> None:
+    _close_quietly(handle.backend)
+    if handle.telemetry is not None:
+        handle.telemetry.close()
 
 
 def _close_quietly(backend: Backend) -> None:

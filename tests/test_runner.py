@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +19,7 @@ from pytest_llmbench.backends.base import (
 from pytest_llmbench.energy.base import DeviceInfo, EnergyReading, UnavailableMeter
 from pytest_llmbench.errors import EngineError
 from pytest_llmbench.results import BenchmarkResult, Repetition
-from pytest_llmbench.runner import RunSettings, run_benchmark, run_repetition
+from pytest_llmbench.runner import RunSettings, run_benchmark, run_repetition, settled, warm_up
 
 
 class CountingBackend(Backend):
@@ -106,13 +108,14 @@ def requests(n: int, out: int = 4) -> list[GenerationRequest]:
 
 def test_warmup_and_repetitions_call_the_backend_that_often() -> None:
     backend = CountingBackend()
-    reps = run_benchmark(
+    warmup, reps = run_benchmark(
         backend,
         requests(2),
         Schedule(),
         UnavailableMeter("none here"),
-        RunSettings(repetitions=3, warmup=2),
+        RunSettings(repetitions=3, warmup=2, warmup_tolerance=0),
     )
+    assert warmup.to_dict()["passes"] == 2 and warmup.settled
     assert backend.calls == 5
     assert len(reps) == 3
     assert all(r.iterations == 1 and r.requests == 2 and r.output_tokens == 8 for r in reps)
@@ -168,7 +171,8 @@ def test_latency_metrics_from_timestamps() -> None:
 def test_result_round_trips_through_a_dict() -> None:
     backend = CountingBackend()
     meter = FakeCounterMeter(backend, min_updates=2)
-    reps = tuple(run_benchmark(backend, requests(2), Schedule(), meter, RunSettings(2, 0)))
+    _, reps = run_benchmark(backend, requests(2), Schedule(), meter, RunSettings(2, 0))
+    reps = tuple(reps)
     result = BenchmarkResult(
         "t::x",
         "counting",
@@ -197,3 +201,72 @@ def test_unavailable_energy_round_trips_with_its_reason() -> None:
     data = rep.to_dict()
     assert data["energy"] == {"available": False, "reason": "no NVML, no RAPL", "method": "none"}
     assert Repetition.from_dict(data) == rep
+
+
+class SlowingBackend(CountingBackend):
+    """Each pass takes the next of ``pass_s`` seconds on a fake clock (compile, then steady)."""
+
+    def __init__(self, pass_s: list[float], clock: list[float]) -> None:
+        super().__init__()
+        self.pass_s = pass_s
+        self.clock = clock
+
+    def serve(self, reqs, schedule):  # type: ignore[no-untyped-def]
+        self.clock[0] += self.pass_s[min(self.calls, len(self.pass_s) - 1)]
+        return super().serve(reqs, schedule)
+
+
+def test_warmup_goes_on_until_two_passes_agree() -> None:
+    now = [0.0]
+    backend = SlowingBackend([30.0, 1.4, 1.1, 1.02, 1.0, 1.0], now)
+    settings = RunSettings(repetitions=1, warmup=1, warmup_max=10, warmup_tolerance=0.05)
+    warmup = warm_up(backend, requests(1), Schedule(), settings, clock=lambda: now[0])
+    assert warmup.pass_s == pytest.approx((30.0, 1.4, 1.1, 1.02, 1.0))
+    assert warmup.settled
+
+
+def test_warmup_is_bounded_and_says_it_did_not_settle() -> None:
+    now = [0.0]
+    backend = SlowingBackend([1.0, 2.0, 1.0, 2.0, 1.0, 2.0], now)
+    settings = RunSettings(repetitions=1, warmup=1, warmup_max=4, warmup_tolerance=0.05)
+    warmup = warm_up(backend, requests(1), Schedule(), settings, clock=lambda: now[0])
+    assert len(warmup.pass_s) == 4 and not warmup.settled
+
+
+def test_settled_compares_the_last_two_passes() -> None:
+    assert settled([9.0, 1.0, 1.04], 0.05)
+    assert not settled([1.0, 1.1], 0.05)
+    assert not settled([1.0], 0.05)
+
+
+def test_telemetry_is_read_outside_the_window_and_flags_throttling() -> None:
+    backend = CountingBackend()
+    meter = FakeCounterMeter(backend, min_updates=1)
+    events: list[str] = []
+
+    class Probe:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def snapshot(self) -> list[dict[str, object]]:
+            events.append(f"snapshot at call {backend.calls}")
+            self.reads += 1
+            throttled_mask = 0x4 if self.reads == 2 else 0x0  # sw_power_cap at the end
+            return [
+                {
+                    "index": 0,
+                    "sm_clock_mhz": 1980 - 300 * (self.reads - 1),
+                    "temperature_c": 40 + self.reads,
+                    "power_limit_w": 700.0,
+                    "reasons": throttled_mask,
+                    "violation_ns": {"power": 5_000_000_000 * self.reads, "thermal": None},
+                }
+            ]
+
+    rep = run_repetition(backend, requests(1), Schedule(), meter, telemetry=Probe())
+    assert events == ["snapshot at call 0", f"snapshot at call {backend.calls}"]
+    gpu = rep.telemetry["gpus"][0]  # type: ignore[index]
+    assert gpu["sm_clock_mhz"] == [1980, 1680]
+    assert gpu["clock_event_reasons"] == ["sw_power_cap"]
+    assert gpu["violation_s"] == {"power": 5.0, "thermal": None}
+    assert rep.throttled and json.loads(json.dumps(rep.to_dict()))["telemetry"]["throttled"]

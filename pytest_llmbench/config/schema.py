@@ -117,7 +117,16 @@ class RunnerConfig:
     """Repetitions and warm-up of every benchmark."""
 
     repetitions: int = setting(3, ge=1, doc="Measured repetitions per benchmark.")
-    warmup: int = setting(1, ge=0, doc="Unmeasured warm-up runs before the repetitions.")
+    warmup: int = setting(1, ge=0, doc="Unmeasured warm-up runs before the repetitions (minimum).")
+    warmup_max: int = setting(
+        10, ge=0, doc="Most warm-up runs while waiting for throughput to settle."
+    )
+    warmup_tolerance: float = setting(
+        0.05,
+        ge=0,
+        doc="Warm-up ends when two runs in a row differ in time by at most this fraction; "
+        "0 keeps the fixed warm-up count.",
+    )
 
 
 @dataclass(frozen=True)
