@@ -42,7 +42,7 @@ class History:
             return self.sources[0]
         folders = sorted({str(Path(s).parent) for s in self.sources})
         where = folders[0] if len(folders) == 1 else f"{len(folders)} folders"
-        return f"{len(self.sources)} runs in {where}"
+        return where if len(folders) == 1 else f"{len(self.sources)} reports in {where}"
 
 
 def expand(

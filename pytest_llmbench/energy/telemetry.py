@@ -148,3 +148,5 @@ def open_telemetry(cuda_devices: Sequence[int] | None) -> tuple[GpuTelemetry | N
         return GpuTelemetry.open(cuda_devices), ""
     except NotReadable as exc:
         return None, str(exc)
+    except Exception as exc:  # telemetry is a diagnosis: it must never stop a benchmark
+        return None, f"GPU telemetry failed: {exc}"
