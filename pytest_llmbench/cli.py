@@ -1,7 +1,8 @@
 """``llmbench``: compare, merge and show reports outside pytest, with the plugin's rules.
 
-Exit status: 0 fine; 11 (``gate.EXIT_REGRESSION``) a gated metric regressed; 2 bad usage or an
-unreadable input, with a one-line error and no traceback.
+Exit status: 0 fine; 11 (``gate.EXIT_REGRESSION``) a gated metric regressed; 12
+(``gate.EXIT_UNMEASURED``) a gated metric could not be measured; 1 a calibration run failed; 2 bad
+usage or an unreadable input, with a one-line error and no traceback.
 """
 
 from __future__ import annotations
@@ -31,11 +32,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser(
         "compare",
-        help="Compare CURRENT with BASELINE; exit 11 when a --fail-on rule regresses.",
-        description="Compare a report with a baseline, metric by metric, with intervals.",
+        help="Compare CURRENT with a BASELINE history; exit 11 when a --fail-on rule regresses.",
+        description="Compare a report with a baseline history (report files, folders of "
+        "reports or globs; the newest --history runs), metric by metric, against the spread "
+        "between runs. Exit 0: passed; 11: a gated metric regressed; 12: a gated metric could "
+        "not be measured in CURRENT; 2: bad input.",
     )
-    p.add_argument("baseline", metavar="BASELINE.json")
+    p.add_argument("baseline", nargs="+", metavar="BASELINE")
     p.add_argument("current", metavar="CURRENT.json")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Use at most the newest N runs of the history (default 20).",
+    )
+    p.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=None,
+        metavar="P",
+        help="Probability that unchanged code fails the gate (default 0.005).",
+    )
     p.add_argument(
         "--fail-on",
         action="append",
@@ -55,6 +73,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
     p.add_argument("--json", metavar="OUT.json", help="Also write the comparison as JSON.")
     p.add_argument("--allow-mixed-backends", action="store_true", help=mixed_help)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="Run the benchmarks K times in fresh processes; print their noise profile.",
+        description="Run `pytest PYTEST_ARGS` --runs times, each in a fresh process with a "
+        "fresh engine, into DIR (a history for --llm-compare DIR), then print each test's "
+        "within-run and between-run variation and the smallest thresholds the gate can "
+        "enforce at its false-alarm rate. With --runs 0, only profile what DIR holds.",
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--runs", type=int, default=10, metavar="K", help="Runs to add (default 10).")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Metric to profile (repeatable; default energy_per_output_token, output_throughput).",
+    )
+    p.add_argument(
+        "--gated",
+        type=int,
+        default=None,
+        metavar="M",
+        help="Gated comparisons per run that share the false-alarm budget (default: every row).",
+    )
+    p.add_argument("--false-alarm-rate", type=float, default=None, metavar="P")
+    p.add_argument("--json", metavar="OUT.json", help="Also write the profile as JSON.")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST_ARGS")
 
     p = sub.add_parser("merge", help="Merge reports into OUT (refuses mixed backends).")
     p.add_argument("out", metavar="OUT.json")
@@ -89,10 +135,12 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
         current,
         args.baseline,
         rules,
+        max_runs=_history_runs(args.history),
         metrics=args.metric,
         allow_mixed=args.allow_mixed_backends,
         method=args.method,
         confidence=args.confidence,
+        false_alarm_rate=_false_alarm_rate(args.false_alarm_rate),
     )
     for line in comparison.lines():
         print(line, file=out)
@@ -101,6 +149,80 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
 
         atomic_write_text(args.json, json.dumps(comparison.to_dict(), indent=2) + "\n")
     return comparison.exit_code
+
+
+def _history_runs(value: int | None) -> int:
+    from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
+
+    if value is not None and value < 1:
+        raise LLMBenchError(f"--history: {value} is not >= 1")
+    return DEFAULT_HISTORY_RUNS if value is None else value
+
+
+def _false_alarm_rate(value: float | None) -> float:
+    from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
+
+    if value is not None and not 0.0 < value < 1.0:
+        raise LLMBenchError(f"--false-alarm-rate: {value} is not within (0, 1)")
+    return DEFAULT_FALSE_ALARM_RATE if value is None else value
+
+
+def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+    from pathlib import Path
+
+    from pytest_llmbench.calibrate import (
+        DEFAULT_METRICS,
+        noise_profile,
+        render_profile,
+        run_calibration,
+        suggested_rules,
+    )
+    from pytest_llmbench.history import expand, load_history
+    from pytest_llmbench.metrics import METRICS, unknown_metric_message
+
+    metrics = args.metric or list(DEFAULT_METRICS)
+    for name in metrics:
+        if name not in METRICS:
+            raise LLMBenchError(f"--metric: {unknown_metric_message(name)}")
+    rate = _false_alarm_rate(args.false_alarm_rate)
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    folder = Path(args.dir)
+    failed = 0
+    for path, status in run_calibration(pytest_args, folder, args.runs):
+        failed += status != 0
+        print(f"{path}: exit {status}", file=out)
+    history = load_history(expand([str(folder)], option="DIR"), max_runs=10_000)
+    rows = noise_profile(history, metrics, rate, args.gated)
+    print(f"{folder}: {history.runs} runs", file=out)
+    print(render_profile(rows), file=out)
+    rules = suggested_rules(rows)
+    if rules:
+        text = ",".join(str(r) for r in rules)
+        print(
+            f"smallest rules the gate can enforce here at a {rate:g} false-alarm rate: {text}",
+            file=out,
+        )
+    else:
+        from pytest_llmbench.noise import MIN_HISTORY_RUNS
+
+        print(
+            f"too few runs to suggest rules: a profile needs >= {MIN_HISTORY_RUNS + 1} runs",
+            file=out,
+        )
+    if args.json:
+        from pytest_llmbench.report.json_report import atomic_write_text
+
+        data = {
+            "runs": history.runs,
+            "false_alarm_rate": rate,
+            "rows": [r.to_dict() for r in rows],
+            "suggested_fail_on": [str(r) for r in rules],
+        }
+        from pytest_llmbench.results import _json_safe
+
+        atomic_write_text(args.json, json.dumps(_json_safe(data), indent=2, allow_nan=False))
+    return 1 if failed else EXIT_OK
 
 
 def _merge(args: argparse.Namespace, out: TextIO) -> int:
@@ -170,6 +292,7 @@ def _docs(args: argparse.Namespace, out: TextIO) -> int:
 
 COMMANDS = {
     "compare": _compare,
+    "calibrate": _calibrate,
     "merge": _merge,
     "show": _show,
     "compat": _compat,

@@ -11,8 +11,8 @@ The baseline is a *history* of earlier runs (one report is a history of one). A 
 **regression** only when it exceeds the rule's threshold *and* the noise band: the one-sided
 prediction band of a new run given the history's run-level spread and the current run's own
 repetitions (:mod:`pytest_llmbench.noise`). The band's level is the family-wise false-alarm rate
-(default 1%) divided among the gated comparisons, so unchanged code fails a whole run at most
-that often. With fewer than :data:`~pytest_llmbench.noise.MIN_HISTORY_RUNS` history runs the
+(designed at 0.5%, measured under 1%) divided among the gated comparisons, so unchanged code
+fails a whole run at most that often. With fewer than :data:`~pytest_llmbench.noise.MIN_HISTORY_RUNS` history runs the
 between-run spread is unknown: such rows are ``short-history``, show the within-run interval,
 and never fail the build.
 
@@ -52,8 +52,11 @@ EXIT_REGRESSION = 11
 EXIT_UNMEASURED = 12
 """Exit status when a gated metric could not be measured in the current run (e.g. an energy rule
 where energy is unavailable): the gate cannot vouch for it, and must not pass in silence."""
-DEFAULT_FALSE_ALARM_RATE = 0.01
-"""Probability that unchanged code fails the gate of one run (family-wise, all gated rows)."""
+DEFAULT_FALSE_ALARM_RATE = 0.005
+"""Design probability that unchanged code fails the gate of one run (family-wise, all gated
+rows). Half of the 1% we promise: the t band is exact only for normal run-to-run noise, and
+real runs have heavier tails (a first run on a cold machine); docs/ci.md has the rates measured
+by resampling GPU re-runs."""
 
 OPTION = "--llm-fail-on"
 
@@ -700,6 +703,7 @@ def compare(
     items: list[Row | _Pending] = []
     mixed_pairs: set[str] = set()
     energy_notes: dict[str, str] = {}
+    mismatch_notes: set[str] = set()
     for cur in current.results:
         runs = [e.get(match_key(cur), []) for e in exact]
         detail = ""
@@ -712,6 +716,10 @@ def compare(
                 backends = {cur.backend, *(b.backend for run in others for b in run)}
                 matched_keys.update(match_key(b) for run in others for b in run)
                 if not allow_mixed:
+                    mismatch_notes.add(
+                        f"{MixedBackendsError(backends)} Not compared; "
+                        "--allow-mixed-backends compares them, labelled as mixed"
+                    )
                     items.append(
                         Row(
                             cur.test_id,
@@ -733,6 +741,7 @@ def compare(
         matched_keys.update(match_key(b) for run in runs for b in run)
         if any(b.config_hash != cur.config_hash for run in runs for b in run):
             detail = "; ".join(x for x in (detail, "config differs from the baseline's") if x)
+            mismatch_notes.add(f"{_short_test(cur.test_id)}: the config differs from the history's")
         items += _metric_rows(
             [run for run in runs if run],
             cur,
@@ -756,7 +765,7 @@ def compare(
         for b in history[-1].results:
             if match_key(b) not in matched_keys:
                 rows.append(Row(b.test_id, b.backend, None, Verdict.MISSING_IN_CURRENT))
-    notes += list(energy_notes)
+    notes += list(energy_notes) + sorted(mismatch_notes)
     if any(r.verdict is Verdict.SHORT_HISTORY for r in rows):
         notes.append(
             f"short history: fewer than {min_history} runs have these results, so the spread "

@@ -111,20 +111,26 @@ def _check_one_series(loaded: Sequence[tuple[Report, str]]) -> None:
         raise ReportError(
             _common_parent(loaded), f"the history mixes backends ({parts}); keep one per folder"
         )
-    configs: dict[str, dict[str, list[str]]] = {}
-    for report, source in loaded:
+    # The newest run sets the reference config of each benchmark: older runs that differ are
+    # named, since a history spanning a config change measures two things.
+    reference: dict[str, tuple[str, str]] = {}
+    for report, source in reversed(loaded):
         for result in report.results:
-            configs.setdefault(result.test_id, {}).setdefault(result.config_hash, []).append(
+            reference.setdefault(result.test_id, (result.config_hash, source))
+    for test_id, (config_hash, newest) in reference.items():
+        odd = sorted(
+            {
                 source
-            )
-    for test_id, hashes in configs.items():
-        if len(hashes) > 1:
-            ordered = sorted(hashes.values(), key=len)
-            odd = sorted({s for sources in ordered[:-1] for s in sources})
+                for report, source in loaded
+                for result in report.results
+                if result.test_id == test_id and result.config_hash != config_hash
+            }
+        )
+        if odd:
             raise ReportError(
                 _common_parent(loaded),
-                f"{test_id} ran with another config in {', '.join(_names(odd))} than in the rest "
-                "of the history; start a new history for a new config",
+                f"{test_id} ran with another config in {', '.join(_names(odd))} than in the "
+                f"newest run {Path(newest).name}; start a new history for a new config",
             )
 
 
@@ -157,7 +163,8 @@ def resolve_history(
             )
         files += list(storage_runs)[-max_runs:]
     files += expand(plain, option, saved)
-    history = load_history(files, max_runs)
+    unique = {path.resolve(): path for path in reversed(files)}  # a file named twice counts once
+    history = load_history(list(reversed(unique.values())), max_runs)
     if not history.reports and not history.skipped:
         raise StorageError(f"{option}: no reports found")
     return history

@@ -11,10 +11,11 @@ run's own offset (variance ``between``) and ``e_ij`` the repetition noise (varia
 A run of ``r`` repetitions has mean variance ``between + within / r``. For a current run of
 ``r_c`` repetitions against the mean of N history run means, the variance of the difference is
 
-    between + within / r_c + var(run means) / N
+    between + max(within, current_within) / r_c + var(run means) / N
 
-with ``within`` pooled from every run's repetitions (the current run's included, which is how the
-current run's own repetitions enter), ``var(run means)`` the sample variance of the history's run
+with ``within`` pooled from every run's repetitions (the current run's included), and
+``current_within`` the current run's own variance over its repetitions, so that a run noisier
+than its history widens its own band; ``var(run means)`` the sample variance of the history's run
 means, and ``between = max(0, var(run means) - within * mean(1 / r_j))``. The quantile is
 Student's t with N - 1 degrees of freedom: exact for normal noise when the current run has the
 history's repetition count, conservative otherwise.
@@ -94,7 +95,8 @@ def noise_model(history: Sequence[Sequence[float]], current: Sequence[float]) ->
 
     mean_inverse_reps = statistics.fmean(1.0 / len(run) for run in runs)
     between_var = max(0.0, run_var - within_var * mean_inverse_reps)
-    se_squared = between_var + within_var / len(cur) + run_var / n
+    current_var = statistics.variance(cur) if len(cur) > 1 else 0.0
+    se_squared = between_var + max(within_var, current_var) / len(cur) + run_var / n
     return NoiseModel(
         runs=n,
         history_mean=history_mean,

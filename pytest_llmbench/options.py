@@ -10,6 +10,8 @@ import pytest
 from pytest_llmbench.backends.openai_options import OPTION_SPECS as OPENAI_OPTION_SPECS
 from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
+from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
 from pytest_llmbench.goodput import SLO, parse_slo
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
@@ -167,7 +169,7 @@ def add_options(parser: pytest.Parser) -> None:
         None,
         "",
         metavar="N",
-        help="Use at most the newest N runs of the baseline history (default 20).",
+        help=f"Use at most the newest N runs of the baseline history (default {DEFAULT_HISTORY_RUNS}).",
     )
     option(
         "--llm-false-alarm-rate",
@@ -175,7 +177,7 @@ def add_options(parser: pytest.Parser) -> None:
         "",
         metavar="P",
         help="Probability that unchanged code fails the gate, over all gated rules and tests "
-        "(default 0.01).",
+        f"(default {DEFAULT_FALSE_ALARM_RATE}).",
     )
     option(
         "--llm-fail-on",
@@ -259,8 +261,8 @@ class EnergyOptions:
 @dataclass(frozen=True)
 class BaselineOptions:
     compare: tuple[str, ...] | None = None  # None: not given; "": the last saved runs
-    history_runs: int = 20
-    false_alarm_rate: float = 0.01
+    history_runs: int = DEFAULT_HISTORY_RUNS
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
     fail_on: tuple[str, ...] = ()
     allow_mixed: bool = False
     save: str | None = None
@@ -337,7 +339,7 @@ def read_options(config: pytest.Config) -> Options:
             compare=_compare_values(config),
             history_runs=_history_runs(config),
             false_alarm_rate=_float(
-                config, "llm_false_alarm_rate", "--llm-false-alarm-rate", 0.01
+                config, "llm_false_alarm_rate", "--llm-false-alarm-rate", DEFAULT_FALSE_ALARM_RATE
             ),
             fail_on=tuple(_value(config, "llm_fail_on") or ()),
             allow_mixed=bool(_value(config, "llm_allow_mixed_backends")),
@@ -353,7 +355,7 @@ def _history_runs(config: pytest.Config) -> int:
     runs = _int(config, "llm_history", "--llm-history")
     if runs == 0:
         raise ConfigError("--llm-history", "0 is not >= 1")
-    return 20 if runs is None else runs
+    return DEFAULT_HISTORY_RUNS if runs is None else runs
 
 
 def _compare_values(config: pytest.Config) -> tuple[str, ...] | None:

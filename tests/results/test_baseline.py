@@ -35,28 +35,81 @@ def test_bad_input_fails_before_any_benchmark(tmp_path: Path) -> None:
         plan(tmp_path, compare=str(broken))
 
 
-def test_regression_against_a_file_exits_11(tmp_path: Path) -> None:
-    base = write(
-        tmp_path / "b.json", make_report([make_result(energy_per_token=noisy(0.5, 0.01, 5, 1))])
-    )
-    p = plan(tmp_path, compare=str(base), fail_on=RULE)
-    outcome = p.finish(make_report([make_result(energy_per_token=noisy(0.55, 0.01, 5, 2))]))
+def _runs(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        report = make_report(
+            [make_result(energy_per_token=noisy(0.5, 0.01, 5, 10 + i))],
+            started_at=f"2025-01-01T00:{i:02d}:00.000+00:00",
+        )
+        write(folder / f"run{i}.json", report)
+    return folder
+
+
+def test_regression_against_a_history_folder_exits_11_and_lands_in_the_json(
+    tmp_path: Path,
+) -> None:
+    history = _runs(tmp_path / "history", 6)
+    p = plan(tmp_path, compare=str(history), fail_on=RULE)
+    assert p.history is not None and p.history.runs == 6
+    report_path = tmp_path / "report.json"
+    current = make_report([make_result(energy_per_token=noisy(0.55, 0.01, 5, 2))])
+    outcome = p.finish(current, str(report_path))
     assert outcome.exit_code == EXIT_REGRESSION
-    assert outcome.lines[0] == f"baseline: {base}" and "FAILED" in outcome.lines[-1]
+    assert outcome.lines[0] == f"baseline: {history} (6 runs)"
+    assert any(line.startswith("llmbench gate FAILED") for line in outcome.lines)
     assert outcome.saved is None
+    data = json.loads(report_path.read_text())
+    assert data["comparison"]["exit_code"] == EXIT_REGRESSION
+    assert data["comparison"]["rows"][0]["verdict"] == "regression"
 
 
-def test_latest_saved_run_is_the_baseline_and_this_run_is_saved_after(tmp_path: Path) -> None:
+def test_history_runs_keeps_the_newest(tmp_path: Path) -> None:
+    history = _runs(tmp_path / "history", 6)
+    p = plan(tmp_path, compare=str(history), history_runs=4)
+    assert p.history is not None
+    assert [Path(s).name for s in p.history.sources] == ["run2.json", "run3.json", "run4.json", "run5.json"]
+
+
+def test_saved_runs_are_the_history_and_this_run_is_saved_after(tmp_path: Path) -> None:
     first = plan(tmp_path, save="first").finish(make_report([make_result()]))
     assert first.saved is not None and first.saved.name == "0001_first.json"
     assert first.saved.parent.name == H100["machine_id"]
     second = plan(tmp_path, compare="", fail_on=RULE, autosave=True)
-    assert second.baseline_path == first.saved
+    assert second.history is not None and second.history.sources == (str(first.saved),)
     outcome = second.finish(make_report([make_result()]))
     assert outcome.exit_code == 0 and outcome.comparison is not None
-    assert {r.verdict for r in outcome.comparison.rows} == {Verdict.OK}
+    assert {r.verdict for r in outcome.comparison.rows} == {Verdict.SHORT_HISTORY}
     assert outcome.saved is not None and outcome.saved.name.startswith("0002_")
     assert outcome.lines[-1] == f"saved: {outcome.saved}"
+    third = plan(tmp_path, compare=["", str(first.saved)])  # storage and a file: one history
+    assert third.history is not None and third.history.runs == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("empty", "the folder holds no .json reports"),
+        ("pattern", "the pattern matches no files"),
+        ("backends", "the history mixes backends (pytorch: run0.json; vllm: other.json)"),
+        ("config", "ran with another config in run0.json than in the newest run other.json"),
+    ],
+)
+def test_unusable_histories_are_one_line_errors_naming_the_files(
+    tmp_path: Path, make: str, message: str
+) -> None:
+    folder = tmp_path / "history"
+    folder.mkdir()
+    value = str(folder)
+    if make == "pattern":
+        value = str(folder / "nothing-*.json")
+    if make in ("backends", "config"):
+        write(folder / "run0.json", make_report([make_result()]))
+        other = make_result(backend="vllm") if make == "backends" else make_result(config_hash="x")
+        write(folder / "other.json", make_report([other], started_at="2025-02-01T00:00:00+00:00"))
+    with pytest.raises((StorageError, ReportError)) as info:
+        plan(tmp_path, compare=value)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_other_schema_version_gives_schema_mismatch_not_an_error(tmp_path: Path) -> None:

@@ -28,7 +28,18 @@ def reports(tmp_path: Path) -> dict[str, str]:
     def save(name: str, *results: object) -> str:
         return str(write(tmp_path / f"{name}.json", make_report(list(results))))  # type: ignore[arg-type]
 
+    history = tmp_path / "history"
+    history.mkdir()
+    for i in range(10):
+        write(
+            history / f"run{i:02d}.json",
+            make_report(
+                [make_result(energy_per_token=noisy(0.5, 0.01, 5, 100 + i))],
+                started_at=f"2025-01-01T00:{i:02d}:00.000+00:00",
+            ),
+        )
     return {
+        "history": str(history),
         "base": save("base", make_result(energy_per_token=noisy(0.5, 0.01, 5, 1))),
         "worse": save("worse", make_result(energy_per_token=noisy(0.55, 0.01, 5, 2))),
         "noisy": save("noisy", make_result(energy_per_token=noisy(0.55, 0.15, 5, 2))),
@@ -43,7 +54,7 @@ def test_compare_fails_with_11_on_a_gated_regression(
     out_json = tmp_path / "cmp.json"
     code, out = run(
         "compare",
-        reports["base"],
+        reports["history"],
         reports["worse"],
         "--fail-on",
         "energy_per_output_token:+5%",
@@ -54,21 +65,46 @@ def test_compare_fails_with_11_on_a_gated_regression(
     assert "regression" in out and "llmbench gate FAILED" in out
     data = json.loads(out_json.read_text())
     assert data["exit_code"] == 11 and data["rows"][0]["verdict"] == "regression"
+    assert data["history_runs"] == 10 and data["rows"][0]["detectable"] == pytest.approx(0.05)
+
+
+def test_compare_takes_several_reports_a_glob_or_a_folder_as_the_history(
+    reports: dict[str, str],
+) -> None:
+    files = sorted(str(p) for p in Path(reports["history"]).glob("*.json"))
+    pattern = str(Path(reports["history"]) / "run0[0-4].json")
+    for baseline in (files, [pattern], [reports["history"]]):
+        code, out = run(
+            "compare", *baseline, reports["worse"], "--fail-on", "energy_per_output_token:+5%"
+        )
+        assert code == 11, out
+    code, out = run("compare", reports["history"], reports["worse"], "--history", "2")
+    assert "(2 runs)" in out and "short-history" in out
+
+
+def test_one_baseline_report_is_a_short_history_that_never_fails(reports: dict[str, str]) -> None:
+    code, out = run(
+        "compare", reports["base"], reports["worse"], "--fail-on", "energy_per_output_token:+5%"
+    )
+    assert code == 0 and "short-history" in out and "within run [" in out
+    assert "gate passed" in out
 
 
 def test_compare_passes_within_noise(reports: dict[str, str]) -> None:
     code, out = run(
-        "compare", reports["base"], reports["noisy"], "--fail-on", "energy_per_output_token:+5%"
+        "compare", reports["history"], reports["noisy"], "--fail-on", "energy_per_output_token:+5%"
     )
-    assert code == 0 and "within-noise" in out and "gate passed" in out
+    assert code == 0 and "gate passed" in out
 
 
 def test_compare_without_rules_never_fails(reports: dict[str, str]) -> None:
-    code, out = run("compare", reports["base"], reports["worse"])
+    code, out = run("compare", reports["history"], reports["worse"])
     assert code == 0 and "output_throughput" in out and "(not gated)" in out
 
 
-def test_compare_bootstrap_method(reports: dict[str, str]) -> None:
+def test_compare_bootstrap_method_shapes_the_short_history_interval(
+    reports: dict[str, str],
+) -> None:
     code, out = run(
         "compare",
         reports["base"],
@@ -78,7 +114,7 @@ def test_compare_bootstrap_method(reports: dict[str, str]) -> None:
         "--method",
         "bootstrap",
     )
-    assert code == 11
+    assert code == 0 and "within run [" in out
 
 
 @pytest.mark.parametrize(
@@ -89,6 +125,8 @@ def test_compare_bootstrap_method(reports: dict[str, str]) -> None:
             "llmbench compare: error: --fail-on: unknown metric 'joules'",
         ),
         (["--confidence", "1.5"], "--confidence: 1.5 is not within (0, 1)"),
+        (["--history", "0"], "--history: 0 is not >= 1"),
+        (["--false-alarm-rate", "2"], "--false-alarm-rate: 2.0 is not within (0, 1)"),
     ],
 )
 def test_compare_bad_options_exit_2_in_one_line(
