@@ -46,18 +46,70 @@ def measured(echo_pytester: pytest.Pytester) -> pytest.Pytester:
     return echo_pytester
 
 
+def _faster_history(pytester: pytest.Pytester, runs: int = 4) -> str:
+    """A history folder of ``runs`` earlier runs twice as fast as this one, 1-2% apart."""
+    base = json.loads((pytester.path / "base.json").read_text())
+    folder = pytester.path / "history"
+    folder.mkdir()
+    for i in range(runs):
+        data = _scaled_baseline(base, 0.5 * (1 + 0.01 * (i % 3)))
+        data["started_at"] = f"2025-01-01T00:0{i}:00.000+00:00"
+        (folder / f"run{i}.json").write_text(json.dumps(data))
+    return str(folder)
+
+
 def test_significant_regression_fails_with_its_own_exit_code(measured: pytest.Pytester) -> None:
+    history = _faster_history(measured)
+    result = measured.runpytest(
+        *measured.args,  # type: ignore[attr-defined]
+        "--llm-compare",
+        history,
+        "--llm-fail-on",
+        "output_throughput:-10%",
+        "--llm-json",
+        "now.json",
+    )
+    assert result.ret == EXIT_REGRESSION
+    result.stdout.fnmatch_lines(
+        [
+            "*llmbench comparison*",
+            "baseline: *history (4 runs)",
+            "*output_throughput*regression*",
+            "llmbench gate FAILED against *: output_throughput in 1 test regressed*",
+            "  regression: test_bench.py::test_throughput[[]echo[]] output_throughput -4*",
+        ]
+    )
+    comparison = json.loads((measured.path / "now.json").read_text())["comparison"]
+    assert comparison["exit_code"] == EXIT_REGRESSION and comparison["history_runs"] == 4
+
+
+def test_one_baseline_report_never_turns_the_build_red(measured: pytest.Pytester) -> None:
     base = json.loads((measured.path / "base.json").read_text())
     (measured.path / "faster.json").write_text(json.dumps(_scaled_baseline(base, 0.5)))
     result = measured.runpytest(
-        *measured.args,
+        *measured.args,  # type: ignore[attr-defined]
         "--llm-compare",
         "faster.json",
         "--llm-fail-on",
-        "output_throughput:-10%",  # type: ignore[attr-defined]
+        "output_throughput:-10%",
     )
-    assert result.ret == EXIT_REGRESSION
-    result.stdout.fnmatch_lines(["*llmbench comparison*", "*output_throughput*regression*"])
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["note: short history*", "*short-history*"])
+
+
+def test_an_energy_rule_without_a_meter_fails_with_exit_12(measured: pytest.Pytester) -> None:
+    history = _faster_history(measured)
+    result = measured.runpytest(
+        *measured.args,  # type: ignore[attr-defined]
+        "--llm-energy",
+        "none",
+        "--llm-compare",
+        history,
+        "--llm-fail-on",
+        "energy_per_output_token:+5%",
+    )
+    assert result.ret == 12
+    result.stdout.fnmatch_lines(["*could not be measured in this run*"])
 
 
 def test_change_within_threshold_passes(measured: pytest.Pytester) -> None:
