@@ -81,5 +81,35 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         reasons = {r.energy_unavailable_reason for r in group} - {None}
         for reason in sorted(r for r in reasons if r):
             lines.append(f"energy: unavailable ({reason})")
+        lines += _drift_lines(group)
         lines.append("")
     return lines
+
+
+def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """Warnings about what makes a run unlike the next: throttled GPUs, unsettled warm-up."""
+    out = []
+    for r in results:
+        name = r.test_id.split("::", 1)[-1]
+        if r.throttled_repetitions:
+            reasons = sorted(
+                {
+                    reason
+                    for rep in r.repetitions
+                    if rep.throttled and rep.telemetry
+                    for gpu in rep.telemetry.get("gpus", [])
+                    for reason in gpu.get("clock_event_reasons", [])
+                    if reason not in ("gpu_idle", "applications_clocks_setting")
+                }
+            )
+            why = f" ({', '.join(reasons)})" if reasons else ""
+            out.append(
+                f"throttled: {name}: {r.throttled_repetitions} of {len(r.repetitions)} "
+                f"repetitions ran with the GPU held back{why}"
+            )
+        if r.warmup and not r.warmup.get("settled", True):
+            out.append(
+                f"warm-up: {name}: throughput had not settled after {r.warmup.get('passes')} "
+                "passes (runner.warmup_max)"
+            )
+    return out

@@ -35,3 +35,23 @@ def test_one_table_per_backend_with_latency_error_rate_and_energy() -> None:
     assert second[6] == "4.00"  # ITL p50: the middle of 2, 4, 6 ms
     assert second[-2:] == ["40.0", "unavailable"]  # 4 of 10 requests failed
     assert "energy: unavailable (NVML not found)" in lines
+
+
+def test_throttled_repetitions_and_unsettled_warmup_are_flagged() -> None:
+    result = make_result("test_a", "pytorch")
+    hot = {
+        "throttled": True,
+        "gpus": [{"index": 0, "clock_event_reasons": ["gpu_idle", "sw_thermal_slowdown"]}],
+    }
+    reps = (dataclasses.replace(result.repetitions[0], telemetry=hot), *result.repetitions[1:])
+    result = dataclasses.replace(
+        result, repetitions=reps, warmup={"passes": 10, "settled": False, "pass_s": [1.0] * 10}
+    )
+    lines = render_summary([result])
+    assert (
+        "throttled: test_a[pytorch]: 1 of 3 repetitions ran with the GPU held back "
+        "(sw_thermal_slowdown)" in lines
+    )
+    assert any(line.startswith("warm-up: test_a[pytorch]: throughput had not settled") for line in lines)
+    calm = render_summary([make_result("test_a", "pytorch")])
+    assert not any(line.startswith(("throttled:", "warm-up:")) for line in calm)
