@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "calibrate",
         help="Run the benchmarks K times in fresh processes; print their noise profile.",
+        usage="llmbench calibrate DIR [--runs K] [options] [-- PYTEST_ARGS...]",
         description="Run `pytest PYTEST_ARGS` --runs times, each in a fresh process with a "
         "fresh engine, into DIR (a history for --llm-compare DIR), then print each test's "
         "within-run and between-run variation and the smallest thresholds the gate can "
@@ -100,7 +101,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--false-alarm-rate", type=float, default=None, metavar="P")
     p.add_argument("--json", metavar="OUT.json", help="Also write the profile as JSON.")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST_ARGS")
 
     p = sub.add_parser("merge", help="Merge reports into OUT (refuses mixed backends).")
     p.add_argument("out", metavar="OUT.json")
@@ -186,7 +186,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
         if name not in METRICS:
             raise LLMBenchError(f"--metric: {unknown_metric_message(name)}")
     rate = _false_alarm_rate(args.false_alarm_rate)
-    pytest_args = [a for a in args.pytest_args if a != "--"]
+    pytest_args = list(args.pytest_args)
     folder = Path(args.dir)
     failed = 0
     for path, status in run_calibration(pytest_args, folder, args.runs):
@@ -303,8 +303,13 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run ``llmbench``; returns the exit status (the console script exits with it)."""
     out = out or sys.stdout
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" goes to pytest untouched (llmbench calibrate ... -- PYTEST_ARGS).
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     try:
         args = _parser().parse_args(argv)
+        args.pytest_args = passthrough
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:

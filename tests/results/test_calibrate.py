@@ -1,0 +1,84 @@
+"""``llmbench calibrate``: runs in fresh processes, a noise profile, and a history for the gate."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench.calibrate import noise_profile, suggested_rules
+from pytest_llmbench.cli import main
+from pytest_llmbench.history import expand, load_history
+from tests.results.factories import make_report, make_result, write
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def _history(folder: Path, runs: int, between: float, within: float) -> Path:
+    rng = random.Random(7)
+    folder.mkdir()
+    for j in range(runs):
+        mean = rng.gauss(0.5, 0.5 * between)
+        values = [rng.gauss(mean, mean * within) for _ in range(5)]
+        report = make_report(
+            [make_result(energy_per_token=values)], started_at=f"2025-01-01T00:{j:02d}:00+00:00"
+        )
+        write(folder / f"run{j:02d}.json", report)
+    return folder
+
+
+def test_profile_separates_within_and_between_run_noise(tmp_path: Path) -> None:
+    history = load_history(expand([str(_history(tmp_path / "h", 12, 0.10, 0.01))]))
+    (row,) = noise_profile(history, ["energy_per_output_token"])
+    assert row.runs == 12 and row.repetitions == 5
+    assert row.within_cv == pytest.approx(0.01, rel=0.3)
+    assert row.between_cv == pytest.approx(0.10, rel=0.4)
+    assert row.min_threshold is not None and row.min_threshold > 2 * row.between_cv
+    (rule,) = suggested_rules([row])
+    assert rule.metric == "energy_per_output_token" and rule.threshold >= row.min_threshold
+
+
+def test_calibrate_without_runs_profiles_a_folder(tmp_path: Path) -> None:
+    folder = _history(tmp_path / "h", 8, 0.02, 0.01)
+    code, out = run("calibrate", str(folder), "--runs", "0", "--json", str(tmp_path / "p.json"))
+    assert code == 0
+    assert "within CV" in out and "between CV" in out and "smallest threshold" in out
+    assert "smallest rules the gate can enforce here at a 0.005 false-alarm rate: " in out
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["runs"] == 8 and data["suggested_fail_on"][0].startswith("energy_per_output_token:+")
+
+
+def test_calibrate_with_too_few_runs_says_so(tmp_path: Path) -> None:
+    code, out = run("calibrate", str(_history(tmp_path / "h", 3, 0.02, 0.01)), "--runs", "0")
+    assert code == 0 and "too few runs to suggest rules" in out
+
+
+def test_calibrate_refuses_its_own_options_in_the_pytest_args(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("calibrate", str(tmp_path / "h"), "--runs", "1", "--", "--llm-json", "x.json")
+    assert code == 2 and "leave --llm-json out" in capsys.readouterr().err
+
+
+def test_calibrate_runs_fresh_processes_and_its_folder_is_a_gate_history(
+    echo_pytester: pytest.Pytester,
+) -> None:
+    folder = echo_pytester.path / "calibration"
+    args = ["-p", "no:cacheprovider", "--llm-backend", "echo", "--llm-repeat", "3"]
+    code, out = run("calibrate", str(folder), "--runs", "4", "--metric", "output_throughput",
+                    "--", *args)
+    assert code == 0, out
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        f"calibration-{i:03d}.json" for i in range(4)
+    ]
+    assert "test_throughput[echo]" in out and "output_throughput" in out
+    starts = {json.loads(p.read_text())["started_at"] for p in folder.glob("*.json")}
+    assert len(starts) == 4  # four separate sessions
+    result = echo_pytester.runpytest(*args, "--llm-compare", str(folder))
+    result.stdout.fnmatch_lines(["baseline: *calibration (4 runs)", "*llmbench gate passed*"])
