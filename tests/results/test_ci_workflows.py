@@ -94,9 +94,13 @@ def test_gpu_workflow_runs_each_backend_on_self_hosted_gpus_and_gates() -> None:
     assert "pytorch" in job["strategy"]["matrix"]["backend"]
     assert job["strategy"]["fail-fast"] is False
     runs = "\n".join(step.get("run", "") for step in job["steps"])
-    assert "pytest benchmarks --llm-backend ${{ matrix.backend }} --llm-json" in runs
+    assert "pytest benchmarks/test_throughput.py --llm-backend ${{ matrix.backend }}" in runs
+    assert "--llm-preset gpu-gate" in runs and "--llm-energy nvml" in runs
+    assert "--llm-min-energy-window 50" in runs  # >= 5 s windows on a 10 Hz counter
     assert "--llm-compare" in runs and "--llm-fail-on" in runs
-    assert "--branch main --status success" in runs  # the baseline is main's last good run
+    # the history is main's last N good runs, not one
+    assert "--branch main --status success --limit \"$LLMBENCH_HISTORY_RUNS\"" in runs
+    assert int(wf["env"]["LLMBENCH_HISTORY_RUNS"]) >= 10
     parse_fail_on(wf["env"]["LLMBENCH_FAIL_ON"])  # the rules it ships are valid
     upload = next(
         s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")
