@@ -77,7 +77,9 @@ class BaselinePlan:
         if history_runs < 1:
             raise ConfigError("--llm-history", f"{history_runs} is not >= 1")
         if not 0.0 < false_alarm_rate < 1.0:
-            raise ConfigError("--llm-false-alarm-rate", f"{false_alarm_rate:g} is not within (0, 1)")
+            raise ConfigError(
+                "--llm-false-alarm-rate", f"{false_alarm_rate:g} is not within (0, 1)"
+            )
         if machine is None:
             from pytest_llmbench.environment import cached_machine_info
 

@@ -12,9 +12,9 @@ The baseline is a *history* of earlier runs (one report is a history of one). A 
 prediction band of a new run given the history's run-level spread and the current run's own
 repetitions (:mod:`pytest_llmbench.noise`). The band's level is the family-wise false-alarm rate
 (designed at 0.5%, measured under 1%) divided among the gated comparisons, so unchanged code
-fails a whole run at most that often. With fewer than :data:`~pytest_llmbench.noise.MIN_HISTORY_RUNS` history runs the
-between-run spread is unknown: such rows are ``short-history``, show the within-run interval,
-and never fail the build.
+fails a whole run at most that often. With fewer than
+:data:`~pytest_llmbench.noise.MIN_HISTORY_RUNS` history runs the between-run spread is unknown:
+such rows are ``short-history``, show the within-run interval, and never fail the build.
 
 Results are matched by test id + backend + model + workload; the model is matched by the last
 component of its path, so a cached model whose folder differs between runners still matches.
@@ -123,7 +123,6 @@ def parse_fail_on(text: str | Iterable[str], option: str = OPTION) -> tuple[Rule
         sign = {"+": 1, "-": -1}.get(m["sign"], METRICS[name].worse_sign)
         rules.append(Rule(name, threshold, bool(m["pct"]), sign))
     return tuple(rules)
-
 
 
 # -- rows and the comparison -----------------------------------------------------------------------
@@ -314,9 +313,7 @@ def _failures(rows: Sequence[Row]) -> str:
     by_metric: dict[str, int] = {}
     for r in rows:
         by_metric[str(r.metric)] = by_metric.get(str(r.metric), 0) + 1
-    return ", ".join(
-        f"{m} in {n} test{'s' if n > 1 else ''}" for m, n in sorted(by_metric.items())
-    )
+    return ", ".join(f"{m} in {n} test{'s' if n > 1 else ''}" for m, n in sorted(by_metric.items()))
 
 
 def _rule_text(row: Row) -> str:
@@ -397,9 +394,7 @@ def _detectability_notes(rows: Sequence[Row]) -> list[str]:
 
 def _remedy(row: Row) -> str:
     noise = row.noise
-    history = "more history runs" + (
-        f" (have {row.runs})" if row.runs < 10 else ""
-    )
+    history = "more history runs" + (f" (have {row.runs})" if row.runs < 10 else "")
     if noise is not None and noise.between_share() < 0.5:
         return (
             f"more repetitions (--llm-repeat, now {noise.current_repetitions}) or longer windows, "
@@ -438,7 +433,6 @@ def _loose_key(result: BenchmarkResult) -> tuple[str, str, str]:
         model_key(result.model),
         workload_key(result.workload),
     )
-
 
 
 # -- judging one metric ----------------------------------------------------------------------------
@@ -553,8 +547,10 @@ def _metric_rows(
                 energy_notes[f"energy unavailable in the {side}: {reason}"] = side
                 # Only the current run's own gap fails a gated rule: a baseline without energy
                 # cannot be compared, but this run is not to blame.
-                verdict = Verdict.ENERGY_UNAVAILABLE if side == "current run" else (
-                    Verdict.MISSING_IN_BASELINE
+                verdict = (
+                    Verdict.ENERGY_UNAVAILABLE
+                    if side == "current run"
+                    else (Verdict.MISSING_IN_BASELINE)
                 )
                 out.append(Row(**common, verdict=verdict, detail=side))
                 continue
@@ -664,9 +660,7 @@ def compare(
         raise ConfigError("min_history", f"{min_history} is not >= 2")
     history = _as_history(baseline)
     if baseline_source is None:
-        baseline_source = (
-            baseline.describe() if isinstance(baseline, History) else "baseline"
-        )
+        baseline_source = baseline.describe() if isinstance(baseline, History) else "baseline"
     rule_set = _rule_set(rules, metrics)
     notes: list[str] = []
     interrupted = sum(1 for report in history if not report.complete)
@@ -709,8 +703,7 @@ def compare(
         detail = ""
         if not any(runs):
             others = [
-                [b for b in lo.get(_loose_key(cur), []) if b.backend != cur.backend]
-                for lo in loose
+                [b for b in lo.get(_loose_key(cur), []) if b.backend != cur.backend] for lo in loose
             ]
             if any(others):
                 backends = {cur.backend, *(b.backend for run in others for b in run)}

@@ -92,9 +92,7 @@ def load_history(files: Sequence[Path], max_runs: int = DEFAULT_HISTORY_RUNS) ->
     loaded.sort(key=lambda item: item[0].started_at)
     loaded = loaded[-max_runs:]
     _check_one_series(loaded)
-    return History(
-        tuple(r for r, _ in loaded), tuple(s for _, s in loaded), tuple(skipped)
-    )
+    return History(tuple(r for r, _ in loaded), tuple(s for _, s in loaded), tuple(skipped))
 
 
 def _check_one_series(loaded: Sequence[tuple[Report, str]]) -> None:

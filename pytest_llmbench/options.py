@@ -11,8 +11,8 @@ from pytest_llmbench.backends.openai_options import OPTION_SPECS as OPENAI_OPTIO
 from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
 from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
-from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
 from pytest_llmbench.goodput import SLO, parse_slo
+from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
 DEVICES = ("auto", "cpu", "cuda")
@@ -169,7 +169,8 @@ def add_options(parser: pytest.Parser) -> None:
         None,
         "",
         metavar="N",
-        help=f"Use at most the newest N runs of the baseline history (default {DEFAULT_HISTORY_RUNS}).",
+        help="Use at most the newest N runs of the baseline history "
+        f"(default {DEFAULT_HISTORY_RUNS}).",
     )
     option(
         "--llm-false-alarm-rate",

@@ -19,8 +19,8 @@ from pytest_llmbench.backends.registry import AUTO, Registry
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.energy.base import EnergyMeter, UnavailableMeter
-from pytest_llmbench.energy.telemetry import GpuTelemetry
 from pytest_llmbench.energy.plugins import MeterRegistry, MeterRequest
+from pytest_llmbench.energy.telemetry import GpuTelemetry
 from pytest_llmbench.errors import (
     BackendUnavailable,
     ConfigError,

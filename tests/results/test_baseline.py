@@ -68,7 +68,12 @@ def test_history_runs_keeps_the_newest(tmp_path: Path) -> None:
     history = _runs(tmp_path / "history", 6)
     p = plan(tmp_path, compare=str(history), history_runs=4)
     assert p.history is not None
-    assert [Path(s).name for s in p.history.sources] == ["run2.json", "run3.json", "run4.json", "run5.json"]
+    assert [Path(s).name for s in p.history.sources] == [
+        "run2.json",
+        "run3.json",
+        "run4.json",
+        "run5.json",
+    ]
 
 
 def test_saved_runs_are_the_history_and_this_run_is_saved_after(tmp_path: Path) -> None:

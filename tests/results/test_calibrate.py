@@ -51,7 +51,9 @@ def test_calibrate_without_runs_profiles_a_folder(tmp_path: Path) -> None:
     assert "within CV" in out and "between CV" in out and "smallest threshold" in out
     assert "smallest rules the gate can enforce here at a 0.005 false-alarm rate: " in out
     data = json.loads((tmp_path / "p.json").read_text())
-    assert data["runs"] == 8 and data["suggested_fail_on"][0].startswith("energy_per_output_token:+")
+    assert data["runs"] == 8 and data["suggested_fail_on"][0].startswith(
+        "energy_per_output_token:+"
+    )
 
 
 def test_calibrate_with_too_few_runs_says_so(tmp_path: Path) -> None:
@@ -71,8 +73,9 @@ def test_calibrate_runs_fresh_processes_and_its_folder_is_a_gate_history(
 ) -> None:
     folder = echo_pytester.path / "calibration"
     args = ["-p", "no:cacheprovider", "--llm-backend", "echo", "--llm-repeat", "3"]
-    code, out = run("calibrate", str(folder), "--runs", "4", "--metric", "output_throughput",
-                    "--", *args)
+    code, out = run(
+        "calibrate", str(folder), "--runs", "4", "--metric", "output_throughput", "--", *args
+    )
     assert code == 0, out
     assert sorted(p.name for p in folder.glob("*.json")) == [
         f"calibration-{i:03d}.json" for i in range(4)

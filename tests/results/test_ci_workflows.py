@@ -99,7 +99,7 @@ def test_gpu_workflow_runs_each_backend_on_self_hosted_gpus_and_gates() -> None:
     assert "--llm-min-energy-window 50" in runs  # >= 5 s windows on a 10 Hz counter
     assert "--llm-compare" in runs and "--llm-fail-on" in runs
     # the history is main's last N good runs, not one
-    assert "--branch main --status success --limit \"$LLMBENCH_HISTORY_RUNS\"" in runs
+    assert '--branch main --status success --limit "$LLMBENCH_HISTORY_RUNS"' in runs
     assert int(wf["env"]["LLMBENCH_HISTORY_RUNS"]) >= 10
     parse_fail_on(wf["env"]["LLMBENCH_FAIL_ON"])  # the rules it ships are valid
     upload = next(

@@ -163,7 +163,9 @@ def test_ten_percent_worse_energy_against_a_steady_history_fails_with_exit_11() 
     assert any(line.startswith("  regression: test_bench.py") for line in result.lines())
 
 
-def test_a_change_inside_the_between_run_spread_passes_though_its_own_interval_excludes_it() -> None:
+def test_a_change_inside_the_between_run_spread_passes_though_its_own_interval_excludes_it() -> (
+    None
+):
     # Runs vary 15% between runs while each run's repetitions agree within 1%: the measured
     # situation on a launch-bound GPU. Within-run statistics call +10% a regression; the
     # history knows better.
@@ -184,7 +186,9 @@ def test_a_rule_inside_the_noise_is_called_out_with_what_would_fix_it() -> None:
     (row,) = result.rows
     assert row.undetectable and row.detectable == row.band
     (note,) = [n for n in result.lines() if "cannot be detected" in n]
-    assert "energy_per_output_token:+5% cannot be detected in test_bench.py::test_a[pytorch]" in note
+    assert (
+        "energy_per_output_token:+5% cannot be detected in test_bench.py::test_a[pytorch]" in note
+    )
     assert "runs vary" in note and "history runs" in note
     assert result.to_dict()["rows"][0]["detectable"] == pytest.approx(row.band)
     assert any("cannot be detected" in n for n in result.to_dict()["notes"])
@@ -313,8 +317,9 @@ def test_corrupt_baseline_raises_one_line_error(tmp_path: Path) -> None:
 def test_table_has_the_columns_and_verdicts(tmp_path: Path) -> None:
     for i, report in enumerate(_history(10)):
         write(tmp_path / f"run{i:02d}.json", report)
-    result = compare_with_file(current=_current(noisy(0.55, 0.01, 5, 2)), baseline=tmp_path,
-                               rules=RULE)
+    result = compare_with_file(
+        current=_current(noisy(0.55, 0.01, 5, 2)), baseline=tmp_path, rules=RULE
+    )
     table = result.table()
     header = table.splitlines()[0].split()
     assert header == [

@@ -52,6 +52,8 @@ def test_throttled_repetitions_and_unsettled_warmup_are_flagged() -> None:
         "throttled: test_a[pytorch]: 1 of 3 repetitions ran with the GPU held back "
         "(sw_thermal_slowdown)" in lines
     )
-    assert any(line.startswith("warm-up: test_a[pytorch]: throughput had not settled") for line in lines)
+    assert any(
+        line.startswith("warm-up: test_a[pytorch]: throughput had not settled") for line in lines
+    )
     calm = render_summary([make_result("test_a", "pytorch")])
     assert not any(line.startswith(("throttled:", "warm-up:")) for line in calm)
