@@ -188,3 +188,23 @@ def test_a_crashing_test_keeps_earlier_and_later_results(echo_pytester: pytest.P
     report = json.loads((echo_pytester.path / "r.json").read_text())
     assert report["complete"] is True
     assert sorted(r["workload"]["num_prompts"] for r in report["results"]) == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--llm-history", "0"], "--llm-history: 0 is not >= 1"),
+        (["--llm-false-alarm-rate", "1.5"], "--llm-false-alarm-rate: 1.5 is not within (0, 1)"),
+        (["--llm-compare", "empty"], "the folder holds no .json reports"),
+        (["--llm-compare", "nothing-*.json"], "the pattern matches no files"),
+    ],
+)
+def test_bad_history_options_are_one_line_usage_errors(
+    echo_pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    (echo_pytester.path / "empty").mkdir()
+    result = echo_pytester.runpytest("--llm-backend", "echo", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert message in err and "Traceback" not in err
+    assert "passed" not in result.stdout.str()
