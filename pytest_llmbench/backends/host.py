@@ -245,7 +245,13 @@ class HostedBackend(Backend):
         except (BrokenPipeError, OSError):
             self._process.join(5)
             raise self._died(method) from None
-        ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], timeout)
+        try:
+            ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], timeout)
+        except BaseException:
+            # Ctrl-C or SIGTERM mid-call: the child's reply would answer the next call. The host is
+            # unusable; close() ends the child at once instead of waiting for the call to finish.
+            self._mark_dead(f"{method} interrupted")
+            raise
         if self._conn not in ready:
             if self._process.sentinel in ready:
                 self._process.join(5)
