@@ -41,6 +41,11 @@ def check_writable(json_path: str) -> None:
     target = Path(json_path)
     if target.is_dir():
         raise ConfigError("--llm-json", f"{json_path} is a directory; give a file name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError("--llm-json", f"cannot write {json_path}: {parent} is a file")
+            break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
