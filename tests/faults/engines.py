@@ -1,0 +1,88 @@
+"""conftest texts for the fault suite's inner sessions: engines that fail on request.
+
+``faulty`` runs in its own process (as vLLM, SGLang and TensorRT-LLM do). Before a benchmark, a
+test writes a fault into ``$FAULT_DIR/next``; the engine acts on it in its next ``generate``:
+``sigkill`` kills its own process (as the OOM killer would), ``hang`` writes its pid to
+``$FAULT_DIR/hanging`` and blocks (so a test can interrupt the session mid-call).
+``cuda`` reports a CUDA device, so the session measures it with NVML (a fake pynvml).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+FAULTY_BACKEND = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    from pytest_llmbench.backends.base import Backend, Capabilities, Completion, EngineInfo
+
+    def _fault():
+        path = Path(os.environ["FAULT_DIR"]) / "next"
+        if not path.exists():
+            return None
+        what = path.read_text()
+        path.unlink()
+        return what
+
+    def _complete(requests):
+        out = []
+        for r in requests:
+            t0 = time.perf_counter()
+            times = tuple(time.perf_counter() for _ in range(r.max_output_tokens))
+            out.append(Completion(r.request_id, r.input_tokens, r.max_output_tokens, t0,
+                                  times[-1], times[0], times))
+        return out
+
+    class Faulty(Backend):
+        name = "faulty"
+        extra = "none"
+        capabilities = Capabilities(own_process=True, streaming=True)
+
+        @classmethod
+        def check_available(cls):
+            return None
+
+        def start(self):
+            pass
+
+        def generate(self, requests):
+            what = _fault()
+            if what == "sigkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if what == "hang":
+                print("engine: hanging in generate", flush=True)
+                (Path(os.environ["FAULT_DIR"]) / "hanging").write_text(str(os.getpid()))
+                time.sleep(600)
+            return _complete(requests)
+
+        def info(self):
+            return EngineInfo("faulty", "1", self.spec.model_path, "cpu",
+                              details={"pid": str(os.getpid())})
+
+    class Cuda(Backend):
+        name = "cuda"
+        extra = "none"
+        capabilities = Capabilities(streaming=True)
+
+        @classmethod
+        def check_available(cls):
+            return None
+
+        def start(self):
+            pass
+
+        def generate(self, requests):
+            nvml = sys.modules["pynvml"]
+            if _fault() == "gpu-lost":  # mid-window: the meter started before generate
+                nvml.lose_gpu()
+            time.sleep(0.05)  # long enough for the NVML poller to read the counter
+            return _complete(requests)
+
+        def info(self):
+            return EngineInfo("cuda", "1", self.spec.model_path, "cuda", cuda_devices=(0,))
+
+    def pytest_llmbench_register_backends():
+        return {"faulty": Faulty, "cuda": Cuda}
+    """
+)
