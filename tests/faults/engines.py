@@ -10,6 +10,9 @@ test writes a fault into ``$FAULT_DIR/next``; the engine acts on it in its next 
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+
+STAND_IN_SCRIPT = Path(__file__).parents[1] / "openai" / "fake_server_proc.py"
 
 FAULTY_BACKEND = textwrap.dedent(
     """
@@ -84,5 +87,31 @@ FAULTY_BACKEND = textwrap.dedent(
 
     def pytest_llmbench_register_backends():
         return {"faulty": Faulty, "cuda": Cuda}
+    """
+)
+
+
+# The openai backend's managed server is tests/openai/fake_server_proc.py instead of vLLM (same
+# --host/--port flags; --llm-server-arg=--mode --llm-server-arg=MODE picks its behaviour).
+STAND_IN_SERVER = textwrap.dedent(
+    f"""
+    import importlib, sys
+
+    _saved = {{}}
+    # Through sys.modules, not the package attribute: an inner session may import it afresh.
+    servers = importlib.import_module("pytest_llmbench.backends.servers")
+
+    def _command(kind, model_path, host, port, flags=(), extra_args=(), python=None):
+        return [sys.executable, {str(STAND_IN_SCRIPT)!r}, "--host", host, "--port", str(port),
+                *extra_args]
+
+    def pytest_configure(config):
+        _saved.update(build_command=servers.build_command, missing_server=servers.missing_server)
+        servers.build_command = _command
+        servers.missing_server = lambda kind: None
+
+    def pytest_unconfigure(config):
+        for name, value in _saved.items():
+            setattr(servers, name, value)
     """
 )

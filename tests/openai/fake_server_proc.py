@@ -1,8 +1,9 @@
 """A stand-in server process for ManagedServer's lifecycle tests (run as a script).
 
 ``--mode ok``: ready at once; ``die``: crashes on its first completion request; ``crash``: exits
-during start-up; ``never``: /health answers 503 forever. It also starts a child process (as an
-engine starts workers) and logs the child's pid, so tests can check the whole group is stopped.
+during start-up; ``never``: /health answers 503 forever; ``hang``: completion requests never
+end. It also starts a child process (as an engine starts workers) and logs the child's pid, so
+tests can check the whole group is stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -40,6 +42,9 @@ def main() -> None:
             if args.mode == "die":
                 print("fatal: simulated engine crash", flush=True)
                 os._exit(3)
+            if args.mode == "hang":
+                print("hanging request", flush=True)
+                time.sleep(600)
             self._reply(500, {"error": {"message": "not implemented"}})
 
         def _reply(self, status: int, body: dict[str, object]) -> None:
