@@ -220,12 +220,14 @@ class HostedBackend(Backend):
 
     def close(self) -> None:
         """Close the engine in the child and wait for the child to exit; idempotent."""
-        if self._dead is None and self._process.is_alive():
+        polite = self._dead is None and self._process.is_alive()
+        if polite:
             # Closing a broken engine may fail: the process is ended below either way.
             with contextlib.suppress(EngineError):
                 self._call("close", timeout_s=_CLOSE_GRACE_S)
         self._mark_dead("closed")
-        self._process.join(_CLOSE_GRACE_S)
+        if polite:  # a child that failed, timed out or was interrupted is not waited for
+            self._process.join(_CLOSE_GRACE_S)
         _terminate(self._process)
         self._conn.close()
         if self._process.exitcode == 0:
