@@ -59,13 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_llmbench.workers import pin_current_worker
 
             pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
-        workers = getattr(config.option, "numprocesses", None)
-        if workerinput is None and options.gpus_per_worker and isinstance(workers, int) and workers:
-            import os
+        elif options.gpus_per_worker:  # the controller: do the workers' slices fit?
+            from pytest_llmbench.workers import check_controller
 
-            from pytest_llmbench.workers import check_workers, nvml_device_count
-
-            check_workers(os.environ, workers, options.gpus_per_worker, nvml_device_count())
+            check_controller(getattr(config.option, "numprocesses", None), options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
         config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry, meters)

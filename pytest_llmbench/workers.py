@@ -78,3 +78,9 @@ def nvml_device_count() -> int:
 
 def pin_current_worker(worker_id: str, per_worker: int) -> list[str]:
     return pin_worker(os.environ, worker_id, per_worker, nvml_device_count())
+
+
+def check_controller(workers: object, per_worker: int) -> None:
+    """In the xdist controller (``-n N``, an int by now): ConfigError unless N slices fit."""
+    if isinstance(workers, int) and workers > 0:
+        check_workers(os.environ, workers, per_worker, nvml_device_count())

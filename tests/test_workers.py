@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_llmbench.errors import ConfigError
-from pytest_llmbench.workers import pin_worker, worker_index
+from pytest_llmbench.workers import check_workers, pin_worker, worker_index
 from tests.conftest import ECHO_BACKEND_CONFTEST
 
 
@@ -34,6 +34,13 @@ def test_too_many_workers_is_a_clear_error() -> None:
         pin_worker({}, "gw2", 2, count_devices=4)
     with pytest.raises(ValueError):
         worker_index("master")
+
+
+def test_the_controller_checks_that_every_worker_gets_a_full_slice() -> None:
+    check_workers({}, 4, 2, count_devices=8)
+    check_workers({"CUDA_VISIBLE_DEVICES": "3,4"}, 2, 1, count_devices=8)
+    with pytest.raises(ConfigError, match=r"2 workers x 2 GPUs need 4 devices .* use -n 1 or"):
+        check_workers({"CUDA_VISIBLE_DEVICES": "3,4,5"}, 2, 2, count_devices=8)
 
 
 def test_xdist_session_gathers_every_result(echo_pytester: pytest.Pytester) -> None:
