@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import signal
 import tempfile
+import time
 import traceback
 import weakref
 from collections.abc import Sequence
@@ -87,6 +88,10 @@ def _child_main(
     conn: Any, target: str | type[Backend], spec: BackendSpec, log_path: str | None
 ) -> None:
     """Serve method calls from the parent until ``close`` or until the parent goes away."""
+    # Our own process group: the engine's processes (vLLM's EngineCore and workers) join it, so
+    # the parent can end all of them at once, even if this process dies first.
+    with contextlib.suppress(OSError):
+        os.setsid()
     if log_path:
         # Engine logs (and those of its own worker processes, which inherit the descriptors) go to
         # a file, whose tail explains a crash that leaves no Python traceback.
@@ -306,11 +311,35 @@ class HostedBackend(Backend):
         return f"\nlast lines of {self.log_path}:\n{tail}" if tail else f" (log: {self.log_path})"
 
 
-def _terminate(process: Any) -> None:
-    """End the child: SIGTERM first (engines clean up their workers), then SIGKILL."""
-    if process.is_alive():
-        process.terminate()
-        process.join(10)
+def _terminate(process: Any, grace_s: float = 10.0) -> None:
+    """End the child and every process it started (its process group).
+
+    SIGTERM to the group first, so that engines shut their workers down, then SIGKILL to what
+    is left of the group after ``grace_s``: an engine's workers may outlive the child.
+    """
+    group = process.pid
+    if group is None:  # never started
+        return
+    if process.is_alive() or _group_alive(group):
+        _signal_group(group, signal.SIGTERM)
+        process.join(grace_s)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    _signal_group(group, signal.SIGKILL)
     if process.is_alive():
         process.kill()
-        process.join(5)
+    process.join(5)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)

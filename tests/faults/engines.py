@@ -1,6 +1,7 @@
 """conftest texts for the fault suite's inner sessions: engines that fail on request.
 
-``faulty`` runs in its own process (as vLLM, SGLang and TensorRT-LLM do). Before a benchmark, a
+``faulty`` runs in its own process (as vLLM, SGLang and TensorRT-LLM do) and starts a worker
+process that does not die with it (its pid goes to ``$FAULT_DIR/workers``). Before a benchmark, a
 test writes a fault into ``$FAULT_DIR/next``; the engine acts on it in its next ``generate``:
 ``sigkill`` kills its own process (as the OOM killer would), ``hang`` writes its pid to
 ``$FAULT_DIR/hanging`` and blocks (so a test can interrupt the session mid-call).
@@ -16,7 +17,7 @@ STAND_IN_SCRIPT = Path(__file__).parents[1] / "openai" / "fake_server_proc.py"
 
 FAULTY_BACKEND = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import os, signal, subprocess, sys, time
     from pathlib import Path
     from pytest_llmbench.backends.base import Backend, Capabilities, Completion, EngineInfo
 
@@ -47,7 +48,10 @@ FAULTY_BACKEND = textwrap.dedent(
             return None
 
         def start(self):
-            pass
+            # A worker process of the engine's own, as vLLM's EngineCore: it outlives its parent.
+            self.worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            with (Path(os.environ["FAULT_DIR"]) / "workers").open("a") as f:
+                f.write(f"{self.worker.pid}\\n")
 
         def generate(self, requests):
             what = _fault()
@@ -62,6 +66,10 @@ FAULTY_BACKEND = textwrap.dedent(
         def info(self):
             return EngineInfo("faulty", "1", self.spec.model_path, "cpu",
                               details={"pid": str(os.getpid())})
+
+        def close(self):
+            self.worker.terminate()
+            self.worker.wait()
 
     class Cuda(Backend):
         name = "cuda"

@@ -72,3 +72,9 @@ def valid_report(path: Path) -> dict[str, Any]:
 def result_ids(report: dict[str, Any]) -> list[str]:
     """Test names of the results, without file and backend: ``test_first``."""
     return [r["test_id"].split("::")[1].split("[")[0] for r in report["results"]]
+
+
+def engine_workers(fault_dir: Path) -> set[int]:
+    """The pids of the worker processes the ``faulty`` engine started (see engines.py)."""
+    path = fault_dir / "workers"
+    return {int(line) for line in path.read_text().split()} if path.exists() else set()

@@ -12,7 +12,7 @@ import pytest
 from tests.energy.fake_nvml import FakeGpu, FakeNvml, NVMLError_GpuIsLost, uuid
 
 from .engines import FAULTY_BACKEND
-from .helpers import result_ids, valid_report
+from .helpers import engine_workers, result_ids, valid_report, wait_gone
 
 QUICK = ("--llm-repeat", "1", "--llm-warmup", "0")
 
@@ -62,6 +62,8 @@ def test_engine_killed_mid_run_fails_that_test_and_the_next_restarts_it(
     assert result_ids(report) == ["test_before", "test_after"]  # every finished result kept
     pids = [r["engine_details"]["pid"] for r in report["results"]]
     assert pids[0] != pids[1]  # the engine was started again after the kill
+    workers = engine_workers(faults)
+    assert len(workers) == 2 and wait_gone(workers) == set()  # the killed engine's too
 
 
 OOM = textwrap.dedent(

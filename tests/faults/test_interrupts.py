@@ -17,7 +17,14 @@ import time
 import pytest
 
 from .engines import FAULTY_BACKEND, STAND_IN_SERVER
-from .helpers import descendants, result_ids, valid_report, wait_for, wait_gone
+from .helpers import (
+    descendants,
+    engine_workers,
+    result_ids,
+    valid_report,
+    wait_for,
+    wait_gone,
+)
 
 BENCH = """
 import os
@@ -88,6 +95,8 @@ def test_interrupt_leaves_a_partial_report_and_no_process(
     assert "INTERNALERROR" not in output
     if backend != "pytorch":
         assert started, "the engine or server process was not found"
+    if backend == "faulty":
+        assert engine_workers(fault_dir) <= started  # the engine's own worker was seen
     assert wait_gone(started) == set(), f"left running: {started}\n{output[-3000:]}"
     data = valid_report(report)
     assert data["complete"] is False
