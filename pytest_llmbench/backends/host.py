@@ -227,9 +227,15 @@ class HostedBackend(Backend):
         """Close the engine in the child and wait for the child to exit; idempotent."""
         polite = self._dead is None and self._process.is_alive()
         if polite:
-            # Closing a broken engine may fail: the process is ended below either way.
-            with contextlib.suppress(EngineError):
-                self._call("close", timeout_s=_CLOSE_GRACE_S)
+            try:
+                # Closing a broken engine may fail: the process is ended below either way.
+                with contextlib.suppress(EngineError):
+                    self._call("close", timeout_s=_CLOSE_GRACE_S)
+            except KeyboardInterrupt:
+                # Ctrl-C while the session ends: stop waiting and end the child at once. Not
+                # raised again: everything is being stopped already, and a traceback from the
+                # clean-up would only hide what the session printed.
+                polite = False
         self._mark_dead("closed")
         if polite:  # a child that failed, timed out or was interrupted is not waited for
             self._process.join(_CLOSE_GRACE_S)
