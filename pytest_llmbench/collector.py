@@ -8,11 +8,16 @@ crashed session still leaves every completed result on disk.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_llmbench.errors import ConfigError
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
 
 if TYPE_CHECKING:
@@ -21,6 +26,34 @@ if TYPE_CHECKING:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ReportWriteWarning(UserWarning):
+    """The JSON report could not be rewritten; the previous file is kept as it was."""
+
+
+def check_writable(json_path: str) -> None:
+    """ConfigError naming ``--llm-json`` unless a report can be created at ``json_path``.
+
+    Checked before any benchmark runs, by creating (and removing) a file beside it, so that an
+    hour of measurements is never lost to a typo or a read-only folder at the end.
+    """
+    target = Path(json_path)
+    if target.is_dir():
+        raise ConfigError("--llm-json", f"{json_path} is a directory; give a file name")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError("--llm-json", f"cannot write {json_path}: {parent} is a file")
+            break
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError("--llm-json", f"cannot write {json_path}: {reason}") from None
 
 
 class ResultCollector:
@@ -32,6 +65,7 @@ class ResultCollector:
         self.results: list[BenchmarkResult] = []
         self.started_at = _now()
         self.outcome: Outcome | None = None
+        self.write_error: str | None = None  # why the last write failed; None once one succeeds
 
     def report(self, *, complete: bool) -> dict[str, Any]:
         from pytest_llmbench.report.json_report import build_report
@@ -41,11 +75,23 @@ class ResultCollector:
             self.results, complete=complete, started_at=self.started_at, finished_at=finished
         )
 
-    def write(self, report: dict[str, Any]) -> None:
-        if self.json_path:
-            from pytest_llmbench.report.json_report import write_report
+    def write(self, report: dict[str, Any]) -> bool:
+        """Rewrite the report atomically; on failure (disk full, ...) keep the previous file."""
+        if not self.json_path:
+            return True
+        from pytest_llmbench.report.json_report import write_report
 
+        try:
             write_report(self.json_path, report)
+        except OSError as exc:
+            self.write_error = (
+                f"llmbench: could not write the JSON report {self.json_path}: "
+                f"{exc.strerror or exc}; the previous file is kept unchanged"
+            )
+            warnings.warn(ReportWriteWarning(self.write_error), stacklevel=2)
+            return False
+        self.write_error = None
+        return True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":  # the last phase carries every property the test added
@@ -61,7 +107,9 @@ class ResultCollector:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         data = self.report(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
-        self.write(data)
+        if not self.write(data) and session.exitstatus == pytest.ExitCode.OK:
+            # The report a user asked for is missing or stale: the run must not look green.
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.plan is None or not self.plan.active:
             return
         from pytest_llmbench.errors import LLMBenchError
@@ -84,8 +132,10 @@ class ResultCollector:
             terminalreporter.write_sep("=", "llmbench summary")
             for line in render_summary(self.results):
                 terminalreporter.write_line(line)
-            if self.json_path:
+            if self.json_path and self.write_error is None:
                 terminalreporter.write_line(f"JSON report: {self.json_path}")
+        if self.write_error is not None:
+            terminalreporter.write_line(self.write_error, red=True, bold=True)
         if self.outcome is not None and self.outcome.lines:
             terminalreporter.write_sep("=", "llmbench comparison")
             for line in self.outcome.lines:

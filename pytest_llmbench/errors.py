@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: user input (a YAML key, a value) may hold newlines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 class LLMBenchError(Exception):
     """Base class for errors caused by user input or the environment, not by our code."""
 
@@ -15,7 +22,7 @@ class ConfigError(LLMBenchError):
         self.detail = message
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{field}: {message}")
+        super().__init__(one_line(f"{where}{field}: {message}"))
 
 
 class BackendUnavailable(LLMBenchError):
@@ -36,7 +43,7 @@ class ReportError(LLMBenchError):
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        super().__init__(one_line(f"{path}: {problem}"))
 
 
 class MixedBackendsError(LLMBenchError):

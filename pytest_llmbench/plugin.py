@@ -59,18 +59,27 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_llmbench.workers import pin_current_worker
 
             pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
+        elif options.gpus_per_worker:  # the controller: do the workers' slices fit?
+            from pytest_llmbench.workers import check_controller
+
+            check_controller(getattr(config.option, "numprocesses", None), options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
         config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry, meters)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from pytest_llmbench import interrupt
+
+    interrupt.install()  # a CI runner's SIGTERM: partial report written, engines stopped
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain session
         from pytest_llmbench.baseline import BaselinePlan
-        from pytest_llmbench.collector import ResultCollector
+        from pytest_llmbench.collector import ResultCollector, check_writable
         from pytest_llmbench.errors import LLMBenchError
 
         b = options.baseline
         try:
+            if options.json_path:
+                check_writable(options.json_path)
             # Before any benchmark runs: a bad rule or a missing/corrupt baseline fails now.
             plan = BaselinePlan.create(
                 compare=b.compare,
@@ -93,6 +102,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
+    from pytest_llmbench import interrupt
+
+    interrupt.uninstall()
 
 
 def _session(config: pytest.Config) -> LLMBenchSession:

@@ -18,6 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.energy.base import EnergyReading, EnergyUnavailable
 from pytest_llmbench.errors import ReportError
+from pytest_llmbench.plain import (
+    as_text,
+    plain_float,
+    plain_int,
+    plain_json,
+    plain_str,
+    plain_str_dict,
+)
 from pytest_llmbench.stats import Summary, percentile
 
 if TYPE_CHECKING:
@@ -96,6 +104,17 @@ class Repetition:
             good_requests=good,
             telemetry=telemetry,
         )
+
+    def __post_init__(self) -> None:
+        # Plain builtin numbers only (engines hand numpy scalars): see pytest_llmbench.plain.
+        set_ = object.__setattr__
+        set_(self, "window_s", plain_float(self.window_s, "window_s"))
+        for name in ("iterations", "requests", "errors", "input_tokens", "output_tokens"):
+            set_(self, name, plain_int(getattr(self, name), name))
+        for name in ("ttft_s", "itl_s", "e2e_latency_s"):
+            set_(self, name, tuple(plain_float(x, name) for x in getattr(self, name)))
+        if self.good_requests is not None:
+            set_(self, "good_requests", plain_int(self.good_requests, "good_requests"))
 
     def metrics(self) -> dict[str, float | None]:
         """Scalar metrics of this repetition, the unit of the statistics and of gating."""
@@ -178,6 +197,18 @@ def energy_from_dict(data: Mapping[str, Any]) -> EnergyReading | EnergyUnavailab
     return EnergyReading(**kwargs)
 
 
+_RESULT_TEXT_FIELDS = (
+    "test_id",
+    "backend",
+    "model",
+    "device",
+    "config_hash",
+    "energy_method",
+    "started_at",
+    "finished_at",
+)
+
+
 @dataclass(frozen=True)
 class BenchmarkResult:
     """Everything one benchmark test measured, with what is needed to compare it later."""
@@ -201,6 +232,18 @@ class BenchmarkResult:
     @property
     def throttled_repetitions(self) -> int:
         return sum(1 for r in self.repetitions if r.throttled)
+
+    def __post_init__(self) -> None:
+        # The boundary where engine facts (versions, details) and config values enter a result:
+        # only exact builtin JSON types pass, so json and xdist's execnet carry it unchanged.
+        set_ = object.__setattr__
+        for name in _RESULT_TEXT_FIELDS:
+            set_(self, name, plain_str(getattr(self, name), name))
+        set_(self, "backend_version", as_text(self.backend_version))  # e.g. torch's TorchVersion
+        for name in ("config", "workload", "traffic"):
+            set_(self, name, plain_json(getattr(self, name), name))
+        set_(self, "engine_details", plain_str_dict(self.engine_details))
+        set_(self, "repetitions", tuple(self.repetitions))
 
     def aggregate(self) -> dict[str, float | None]:
         """Mean over repetitions of each metric (None where a repetition lacks it)."""

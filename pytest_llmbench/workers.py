@@ -45,6 +45,24 @@ def pin_worker(
     return chosen
 
 
+def check_workers(
+    env: MutableMapping[str, str], workers: int, per_worker: int, count_devices: int
+) -> None:
+    """ConfigError unless ``workers`` slices of ``per_worker`` devices fit what is visible.
+
+    Checked once in the controller: a worker that found no devices would crash at start, and
+    pytest-xdist would replace it again and again.
+    """
+    devices = visible_devices(env, count_devices)
+    if workers * per_worker > len(devices):
+        raise ConfigError(
+            "--llm-gpus-per-worker",
+            f"{workers} workers x {per_worker} GPUs need {workers * per_worker} devices but only "
+            f"{len(devices)} are visible ({','.join(devices) or 'none'}); "
+            f"use -n {len(devices) // per_worker} or fewer",
+        )
+
+
 def nvml_device_count() -> int:
     try:
         import pynvml
@@ -60,3 +78,9 @@ def nvml_device_count() -> int:
 
 def pin_current_worker(worker_id: str, per_worker: int) -> list[str]:
     return pin_worker(os.environ, worker_id, per_worker, nvml_device_count())
+
+
+def check_controller(workers: object, per_worker: int) -> None:
+    """In the xdist controller (``-n N``, an int by now): ConfigError unless N slices fit."""
+    if isinstance(workers, int) and workers > 0:
+        check_workers(os.environ, workers, per_worker, nvml_device_count())

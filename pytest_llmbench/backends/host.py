@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import signal
 import tempfile
+import time
 import traceback
 import weakref
 from collections.abc import Sequence
@@ -87,6 +88,10 @@ def _child_main(
     conn: Any, target: str | type[Backend], spec: BackendSpec, log_path: str | None
 ) -> None:
     """Serve method calls from the parent until ``close`` or until the parent goes away."""
+    # Our own process group: the engine's processes (vLLM's EngineCore and workers) join it, so
+    # the parent can end all of them at once, even if this process dies first.
+    with contextlib.suppress(OSError):
+        os.setsid()
     if log_path:
         # Engine logs (and those of its own worker processes, which inherit the descriptors) go to
         # a file, whose tail explains a crash that leaves no Python traceback.
@@ -220,12 +225,20 @@ class HostedBackend(Backend):
 
     def close(self) -> None:
         """Close the engine in the child and wait for the child to exit; idempotent."""
-        if self._dead is None and self._process.is_alive():
-            # Closing a broken engine may fail: the process is ended below either way.
-            with contextlib.suppress(EngineError):
-                self._call("close", timeout_s=_CLOSE_GRACE_S)
+        polite = self._dead is None and self._process.is_alive()
+        if polite:
+            try:
+                # Closing a broken engine may fail: the process is ended below either way.
+                with contextlib.suppress(EngineError):
+                    self._call("close", timeout_s=_CLOSE_GRACE_S)
+            except KeyboardInterrupt:
+                # Ctrl-C while the session ends: stop waiting and end the child at once. Not
+                # raised again: everything is being stopped already, and a traceback from the
+                # clean-up would only hide what the session printed.
+                polite = False
         self._mark_dead("closed")
-        self._process.join(_CLOSE_GRACE_S)
+        if polite:  # a child that failed, timed out or was interrupted is not waited for
+            self._process.join(_CLOSE_GRACE_S)
         _terminate(self._process)
         self._conn.close()
         if self._process.exitcode == 0:
@@ -245,7 +258,13 @@ class HostedBackend(Backend):
         except (BrokenPipeError, OSError):
             self._process.join(5)
             raise self._died(method) from None
-        ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], timeout)
+        try:
+            ready = multiprocessing.connection.wait([self._conn, self._process.sentinel], timeout)
+        except BaseException:
+            # Ctrl-C or SIGTERM mid-call: the child's reply would answer the next call. The host is
+            # unusable; close() ends the child at once instead of waiting for the call to finish.
+            self._mark_dead(f"{method} interrupted")
+            raise
         if self._conn not in ready:
             if self._process.sentinel in ready:
                 self._process.join(5)
@@ -298,11 +317,35 @@ class HostedBackend(Backend):
         return f"\nlast lines of {self.log_path}:\n{tail}" if tail else f" (log: {self.log_path})"
 
 
-def _terminate(process: Any) -> None:
-    """End the child: SIGTERM first (engines clean up their workers), then SIGKILL."""
-    if process.is_alive():
-        process.terminate()
-        process.join(10)
+def _terminate(process: Any, grace_s: float = 10.0) -> None:
+    """End the child and every process it started (its process group).
+
+    SIGTERM to the group first, so that engines shut their workers down, then SIGKILL to what
+    is left of the group after ``grace_s``: an engine's workers may outlive the child.
+    """
+    group = process.pid
+    if group is None:  # never started
+        return
+    if process.is_alive() or _group_alive(group):
+        _signal_group(group, signal.SIGTERM)
+        process.join(grace_s)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    _signal_group(group, signal.SIGKILL)
     if process.is_alive():
         process.kill()
-        process.join(5)
+    process.join(5)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)

@@ -177,6 +177,9 @@ class OpenAIBackend(Backend):
         if self.options.endpoint == "chat" and any(r.prompt_text is None for r in requests):
             self._load_tokenizer()
         completions = _run(self._serve(requests, bounded))
+        if self._server is not None and not self._server.alive():
+            # A dead managed server fails the test (requests alone would only count as errors).
+            raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
         self._counted_by.clear()  # info() describes the last call, i.e. the result being recorded
         return [self._count_tokens(c) for c in completions]
 

@@ -294,7 +294,11 @@ class ManagedServer:
         """``what`` plus the exit status and the log's last lines (for error messages)."""
         status = ""
         if self._proc is not None and self._proc.poll() is not None:
-            status = f" (exit status {self._proc.returncode})"
+            code = self._proc.returncode
+            status = f" (exit status {code})"
+            if code < 0:  # Popen's way of saying "killed by a signal"
+                with contextlib.suppress(ValueError):
+                    status = f" (killed by {signal.Signals(-code).name})"
         tail = log_tail(self.log_path, lines) if self.log_path else ""
         return f"{what}{status}; log {self.log_path}, last lines:\n{tail}"
 

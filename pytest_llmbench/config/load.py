@@ -39,8 +39,10 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError("<file>", f"invalid YAML{where}: {exc}", source=source) from None
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        # PyYAML's own text spans several lines (the offending snippet, a caret): keep one.
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ConfigError("<file>", f"invalid YAML{where}: {problem}", source=source) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pytest_llmbench.plain import as_text, plain_float, plain_int, plain_str
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -19,6 +21,12 @@ class DeviceInfo:
     index: int
     name: str
     uuid: str = ""
+
+    def __post_init__(self) -> None:
+        # Names and ordinals come from drivers (NVML, sysfs): keep builtin types (plain.py).
+        object.__setattr__(self, "index", plain_int(self.index, "device index"))
+        object.__setattr__(self, "name", as_text(self.name))
+        object.__setattr__(self, "uuid", as_text(self.uuid))
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,25 @@ class EnergyReading:
     short_window: bool = False  # fewer counter updates than the meter's minimum
     sample_interval_s: float | None = None  # power sampling only
     update_interval_s: float | None = None  # median time between counter updates seen (cadence)
+
+    def __post_init__(self) -> None:
+        # Readings travel inside results (json, xdist): builtin numbers only, see plain.py.
+        set_ = object.__setattr__
+        set_(self, "method", plain_str(self.method, "energy method"))
+        set_(self, "window_s", plain_float(self.window_s, "energy window_s"))
+        set_(self, "energy_j", plain_float(self.energy_j, "energy_j"))
+        set_(
+            self,
+            "per_device_j",
+            {as_text(k): plain_float(v, f"per_device_j.{k}") for k, v in self.per_device_j.items()},
+        )
+        set_(self, "devices", tuple(self.devices))
+        set_(self, "updates", plain_int(self.updates, "energy updates"))
+        set_(self, "short_window", bool(self.short_window))
+        for name in ("idle_power_w", "sample_interval_s", "update_interval_s"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, plain_float(value, name))
 
     @property
     def dynamic_energy_j(self) -> float | None:
@@ -106,6 +133,10 @@ class EnergyUnavailable:
 
     reason: str
     method: str = "none"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", as_text(self.reason))
+        object.__setattr__(self, "method", as_text(self.method))
 
 
 @runtime_checkable

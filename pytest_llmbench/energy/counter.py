@@ -92,6 +92,8 @@ class CounterWindow(PolledWindow[CounterChannel]):
 
     def updates(self) -> int:
         """Counter updates seen so far by the device that updated least."""
+        if self._read_failed():
+            return self._meter.min_updates
         with self._lock:
             return min(self._changes)
 

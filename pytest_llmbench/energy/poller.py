@@ -183,6 +183,14 @@ class PolledWindow(Generic[C]):
     def _start_polling(self) -> None:
         self._poller = self._meter.poller(self.poll)
 
+    def _read_failed(self) -> bool:
+        """A background read failed: the window can only read as unavailable, however long.
+
+        Its ``updates()`` then says "enough", so the runner ends it instead of repeating the
+        workload up to its pass cap for updates that will never come.
+        """
+        return self._poller is not None and self._poller.error is not None
+
     def poll(self) -> None:
         raise NotImplementedError
 

@@ -109,6 +109,8 @@ class PowerWindow(PolledWindow[PowerChannel]):
 
     def updates(self) -> int:
         """Samples taken so far (the start sample included)."""
+        if self._read_failed():
+            return self._meter.min_updates
         with self._lock:
             return self._samples
 

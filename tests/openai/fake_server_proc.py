@@ -1,8 +1,9 @@
 """A stand-in server process for ManagedServer's lifecycle tests (run as a script).
 
 ``--mode ok``: ready at once; ``die``: crashes on its first completion request; ``crash``: exits
-during start-up; ``never``: /health answers 503 forever. It also starts a child process (as an
-engine starts workers) and logs the child's pid, so tests can check the whole group is stopped.
+during start-up; ``never``: /health answers 503 forever; ``hang``: completion requests never
+end (``--hang-after N``: those after the first N). It also starts a child process (as an engine
+starts workers) and logs the child's pid, so tests can check the whole group is stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -20,12 +22,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", default="ok")
+    parser.add_argument("--hang-after", type=int, default=None)
     args, _ = parser.parse_known_args()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     print(f"child pid {child.pid}", flush=True)
     if args.mode == "crash":
         print("RuntimeError: simulated start-up failure (out of memory)", flush=True)
         sys.exit(1)
+
+    served: list[str] = []  # completion requests received
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -40,6 +45,12 @@ def main() -> None:
             if args.mode == "die":
                 print("fatal: simulated engine crash", flush=True)
                 os._exit(3)
+            served.append(self.path)
+            if args.mode == "hang" or (
+                args.hang_after is not None and len(served) > args.hang_after
+            ):
+                print("hanging request", flush=True)
+                time.sleep(600)
             self._reply(500, {"error": {"message": "not implemented"}})
 
         def _reply(self, status: int, body: dict[str, object]) -> None:

@@ -32,7 +32,9 @@ SECRET = "sk-test-SECRET-do-not-leak-4242"
 class FakeState:
     """What the fake server does next, and what it received."""
 
-    mode: str = "ok"  # ok | no_usage | multi | http500 | malformed | slow | no_done | echo_auth
+    # ok | no_usage | multi | http500 | http429 | malformed | slow | no_done | echo_auth
+    mode: str = "ok"
+    script: list[str] = field(default_factory=list)  # modes of the next requests, then ``mode``
     tokens: list[str] = field(default_factory=lambda: ["Hel", "lo", " wor", "ld"])
     usage_tokens: int | None = None  # completion_tokens in the usage block; None: len(tokens)
     delay_s: float = 0.005  # between token events
@@ -61,15 +63,18 @@ def make_app(state: FakeState) -> web.Application:
         body = await request.json()
         state.bodies.append(body)
         state.headers.append(dict(request.headers))
-        if state.mode == "http500":
+        mode = state.script.pop(0) if state.script else state.mode
+        if mode == "http500":
             return web.json_response({"error": {"message": "boom"}}, status=500)
-        if state.mode == "echo_auth":
+        if mode == "http429":
+            return web.json_response({"error": {"message": "rate limited"}}, status=429)
+        if mode == "echo_auth":
             return web.Response(status=401, text=f"bad key {request.headers.get('Authorization')}")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        if state.mode == "slow":
+        if mode == "slow":
             await asyncio.sleep(state.slow_s)
-        if state.mode == "malformed":
+        if mode == "malformed":
             await resp.write(_chunk("ok", chat, None))
             await resp.write(b"data: {not json\n\n")
             await resp.write_eof()
@@ -78,17 +83,17 @@ def make_app(state: FakeState) -> web.Application:
             role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
             await resp.write(f"data: {json.dumps(role)}\n\n".encode())
         tokens = state.tokens
-        if state.mode == "multi":  # two tokens per event
+        if mode == "multi":  # two tokens per event
             tokens = ["".join(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
         for i, text in enumerate(tokens):
             await asyncio.sleep(state.delay_s)
             last = i == len(tokens) - 1
-            finish = "length" if last and state.mode != "no_done" else None
+            finish = "length" if last and mode != "no_done" else None
             await resp.write(_chunk(text, chat, finish))
-        if state.mode == "no_done":
+        if mode == "no_done":
             await resp.write_eof()
             return resp
-        if state.mode != "no_usage":
+        if mode != "no_usage":
             n = len(state.tokens) if state.usage_tokens is None else state.usage_tokens
             usage = {"prompt_tokens": len(body.get("prompt") or []) or 11, "completion_tokens": n}
             await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())

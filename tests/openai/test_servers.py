@@ -251,12 +251,13 @@ def test_server_dying_mid_run_fails_the_request_with_its_log(
     backend = make_backend(tiny_model, server_args=("--mode", "die"), startup_timeout_s=30)
     backend.start()
     try:
-        [c] = backend.generate(requests(1))
+        with pytest.raises(EngineError) as failed:
+            backend.generate(requests(1))
     finally:
         backend.close()
-    assert c.error is not None
-    assert "the vllm server died" in c.error and "exit status 3" in c.error
-    assert "fatal: simulated engine crash" in c.error
+    error = str(failed.value)
+    assert "the vllm server died" in error and "exit status 3" in error
+    assert "fatal: simulated engine crash" in error
 
 
 def test_a_missing_server_program_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
