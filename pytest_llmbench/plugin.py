@@ -61,7 +61,10 @@ def pytest_configure(config: pytest.Config) -> None:
             pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
-        config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry, meters)
+        session = LLMBenchSession.create(options, registry, meters)
+        if workerinput is None:
+            session.check_energy_choice()  # workers inherit the controller's verdict
+        config.stash[SESSION_KEY] = session
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain session
@@ -132,8 +135,17 @@ def llm_config(request: pytest.FixtureRequest) -> ExperimentConfig:
 
 
 def _required_parameters(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    """The universal parameters the test's ``llm_requires`` markers name."""
-    return tuple(p for marker in request.node.iter_markers("llm_requires") for p in marker.args)
+    """The universal parameters the test's ``llm_requires`` markers name; a name that is not one
+    fails the test with the closest valid names."""
+    from pytest_llmbench import compat
+
+    required = tuple(p for marker in request.node.iter_markers("llm_requires") for p in marker.args)
+    for parameter in required:
+        problem = compat.unknown_parameter(parameter)
+        if problem:
+            message = f"@pytest.mark.llm_requires({parameter!r}): {parameter} {problem}"
+            pytest.fail(message, pytrace=False)
+    return required
 
 
 @pytest.fixture
@@ -142,22 +154,22 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
     session = _session(request.config)
     name: str = request.param
     required = _required_parameters(request)
+    # Skip or fail after the except block: inside it, pytest prints the message twice, chained.
     try:
         # A missing engine is the first thing to say: it explains every test of that backend.
         reason = session.registry.unavailable_reason(name) or session.check_parameters(
             name, required
         )
-        if reason:
-            pytest.skip(reason)
-        return session.engine(name)
+        if not reason:
+            return session.engine(name)
+        failure = None
     except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    except UnsupportedParameter as exc:
-        pytest.fail(str(exc), pytrace=False)
-    except EngineError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason, failure = str(exc), None
+    except (UnsupportedParameter, EngineError, ConfigError) as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -172,8 +184,11 @@ def llm_backend_name(request: pytest.FixtureRequest) -> str:
     required = _required_parameters(request)
     try:
         reason = _session(request.config).check_parameters(name, required)
+        failure = None
     except UnsupportedParameter as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason, failure = None, str(exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
     if reason:
         pytest.skip(reason)
     return name
