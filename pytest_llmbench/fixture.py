@@ -40,9 +40,7 @@ def check_keywords(where: str, given: Iterable[str], allowed: tuple[str, ...]) -
             continue
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        message = (
-            f"{where}: unknown keyword argument {name!r}{hint}; it takes {', '.join(allowed)}"
-        )
+        message = f"{where}: unknown keyword argument {name!r}{hint}; it takes {', '.join(allowed)}"
         key = _config_key(name)
         if key:
             message += (
