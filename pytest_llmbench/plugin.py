@@ -210,10 +210,12 @@ def llm_bench(request: pytest.FixtureRequest, llm_backend: EngineHandle) -> Iter
 
 @pytest.fixture
 def energy(request: pytest.FixtureRequest) -> EnergyProbe:
-    """Measure energy around any code: ``with energy.measure() as m: ...; m.joules``.
+    """Measure energy around any code: ``with energy.measure() as m: ...``, then ``m.joules``
+    where ``m.available`` (``m.reason`` otherwise).
 
-    ``energy.require()`` skips the test, with the reason, where no meter is readable; reading
-    ``m.joules`` without a meter raises EnergyUnavailableError (never a made-up number).
+    ``energy.available`` / ``energy.reason`` tell before measuring; ``energy.require()`` skips the
+    test, with the reason, where no meter is readable; reading ``m.joules`` without a reading
+    raises EnergyUnavailableError (never a made-up number). See docs/writing-benchmarks.md.
     """
     from pytest_llmbench.energy.probe import EnergyProbe
 
