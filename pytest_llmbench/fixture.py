@@ -17,7 +17,6 @@ from pytest_llmbench.session import EngineHandle, LLMBenchSession
 from pytest_llmbench.workload.prompts import Workload, build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
-
 # What ``llm_bench(...)`` and ``llm_bench.workload(...)`` take besides the workload's fields.
 CALL_KEYWORDS = ("workload", "schedule", "label")
 WORKLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(Workload))

@@ -169,7 +169,7 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
         failure = str(exc)
     if failure is not None:
         pytest.fail(failure, pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason or "")
 
 
 @pytest.fixture

@@ -233,7 +233,7 @@ class LLMBenchSession:
         return meter, note
 
     def _build_meter(self, cuda_devices: tuple[int, ...] | None) -> tuple[EnergyMeter, str]:
-        """The chosen meter; ConfigError naming ``--llm-energy`` when an explicit one cannot read."""
+        """The chosen meter; ConfigError naming ``--llm-energy`` if an explicit one cannot read."""
         from pytest_llmbench.energy.select import select_meter
 
         e = self.options.energy

@@ -25,7 +25,8 @@ def user_files() -> list[Path]:
     files: list[Path] = []
     for name in USER_FACING:
         path = ROOT / name
-        files.extend([path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()))
+        found = [path] if path.is_file() else sorted(path.rglob("*"))
+        files.extend(p for p in found if p.is_file())
     return files
 
 

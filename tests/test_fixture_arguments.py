@@ -10,8 +10,10 @@ import pytest
 
 def run(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
     pytester.makepyfile(test_typos=textwrap.dedent(source))
-    return pytester.runpytest_inprocess("test_typos.py", "--llm-backend", "echo", "--llm-repeat",
-                                        "1", "--llm-warmup", "0", "--llm-energy", "none")  # fmt: skip
+    return pytester.runpytest_inprocess(
+        "test_typos.py", "--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0",
+        "--llm-energy", "none",
+    )  # fmt: skip
 
 
 def test_a_sampling_parameter_as_keyword_names_the_config_key(

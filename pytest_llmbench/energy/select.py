@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from pytest_llmbench.energy import rapl
 from pytest_llmbench.energy.base import (
     DEFAULT_MIN_UPDATES,
     DeviceMeter,
@@ -28,7 +29,6 @@ from pytest_llmbench.energy.gpus import (
 )
 from pytest_llmbench.energy.nvml import METHOD as COUNTER
 from pytest_llmbench.energy.nvml import nvml_counter_meter
-from pytest_llmbench.energy import rapl
 from pytest_llmbench.energy.rapl import rapl_meter
 from pytest_llmbench.energy.sampling import DEFAULT_SAMPLE_INTERVAL_S, nvml_power_meter
 from pytest_llmbench.energy.sampling import METHOD as POWER
