@@ -222,6 +222,7 @@ def energy(request: pytest.FixtureRequest) -> EnergyProbe:
     session = _session(request.config)
     try:
         meter, note = session.fixture_meter()
+        return EnergyProbe(meter, note)
     except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return EnergyProbe(meter, note)
+        failure = str(exc)
+    pytest.fail(failure, pytrace=False)  # outside the except block: said once, not chained

@@ -110,3 +110,17 @@ def test_auto_never_fails_configure(
     result = run(project, "--llm-energy", "auto", "--llm-json", "r.json")
     result.assert_outcomes(passed=3)
     assert "unavailable" in result.stdout.str()
+
+
+def test_a_gpu_meter_for_a_backend_on_the_cpu_fails_its_tests_once_each(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nvml = FakeNvml([FakeGpu(uuid(0), energy_mj=lambda: 1_000, power_mw=lambda: 70_000)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    result = run(project, "--llm-energy", "nvml")  # readable here, but echo runs on the CPU
+    result.assert_outcomes(passed=1, errors=2)
+    out = result.stdout.str()
+    assert out.count("\n--llm-energy: nvml: the backend runs on the CPU\n") == 2
+    assert "During handling" not in out
+    assert nvml.initialised == 0
