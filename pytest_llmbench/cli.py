@@ -1,4 +1,4 @@
-"""``llmbench``: compare, merge and show reports outside pytest, with the plugin's rules.
+"""``llmbench``: compare, merge, save and show reports outside pytest, with the plugin's rules.
 
 Exit status: 0 fine; 11 (``gate.EXIT_REGRESSION``) a gated metric regressed; 12
 (``gate.EXIT_UNMEASURED``) a gated metric could not be measured; 1 a calibration run failed; 2 bad
@@ -106,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT.json")
     p.add_argument("inputs", nargs="+", metavar="REPORT.json")
     p.add_argument("--allow-mixed-backends", action="store_true", help=mixed_help)
+
+    p = sub.add_parser(
+        "save",
+        help="Keep REPORT as a saved run (as --llm-save does during a run).",
+        description="Copy a report into the storage folder as the next numbered saved run of the "
+        "machine it ran on, so that --llm-compare NAME (or the latest) finds it.",
+    )
+    p.add_argument("report", metavar="REPORT.json")
+    p.add_argument("--name", help="the saved run's name (default: UTC time and git commit)")
+    p.add_argument(
+        "--storage", default=None, metavar="DIR", help="storage folder (default .llmbench)"
+    )
 
     p = sub.add_parser("show", help="Print a report: one table per backend, side by side.")
     p.add_argument("report", metavar="REPORT.json")
@@ -241,6 +253,28 @@ def _merge(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _save(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_llmbench.errors import StorageError
+    from pytest_llmbench.results import load_report
+    from pytest_llmbench.storage import DEFAULT_ROOT, Storage, autosave_name, safe_name
+
+    report = load_report(args.report)
+    if args.name is not None:
+        try:
+            safe_name(args.name)
+        except StorageError:
+            raise LLMBenchError(
+                f"--name: {args.name!r} has no usable characters (letters, digits, .-_)"
+            ) from None
+    # Stored under the machine the report ran on: --llm-compare on that machine looks there.
+    machine_id = str(report.machine.get("machine_id") or "unknown")
+    storage = Storage(args.storage or DEFAULT_ROOT, machine_id)
+    saved = storage.save(report.to_json(), args.name or autosave_name(report.machine))
+    state = "" if report.complete else " (an interrupted run's report)"
+    print(f"saved {args.report} as {saved}{state}", file=out)
+    return EXIT_OK
+
+
 def _show(args: argparse.Namespace, out: TextIO) -> int:
     from pytest_llmbench.report.terminal import render_summary
     from pytest_llmbench.results import load_report
@@ -294,6 +328,7 @@ COMMANDS = {
     "compare": _compare,
     "calibrate": _calibrate,
     "merge": _merge,
+    "save": _save,
     "show": _show,
     "compat": _compat,
     "docs": _docs,

@@ -375,12 +375,25 @@ MATRIX: tuple[Row, ...] = (
 _BY_NAME = {row.parameter: row for row in MATRIX}
 
 
+def unknown_parameter(parameter: str) -> str | None:
+    """Why ``parameter`` is not a universal parameter (closest names first), or None if it is.
+
+    Worded to follow the name: ``f"{parameter} {unknown_parameter(parameter)}"``."""
+    if parameter in _BY_NAME:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(parameter, _BY_NAME, n=2, cutoff=0.8)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    known = ", ".join(sorted(_BY_NAME))
+    return f"is not a universal parameter; {hint}known: {known}"
+
+
 def row(parameter: str) -> Row:
-    try:
-        return _BY_NAME[parameter]
-    except KeyError:
-        known = ", ".join(sorted(_BY_NAME))
-        raise ConfigError(parameter, f"is not a universal parameter; known: {known}") from None
+    problem = unknown_parameter(parameter)
+    if problem:
+        raise ConfigError(parameter, problem)
+    return _BY_NAME[parameter]
 
 
 def cell(parameter: str, backend: str) -> Cell:

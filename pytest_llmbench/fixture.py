@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import difflib
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,9 +17,46 @@ from pytest_llmbench.session import EngineHandle, LLMBenchSession
 from pytest_llmbench.workload.prompts import Workload, build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
+# What ``llm_bench(...)`` and ``llm_bench.workload(...)`` take besides the workload's fields.
+CALL_KEYWORDS = ("workload", "schedule", "label")
+WORKLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(Workload))
+
+
+class UnknownArgument(TypeError):
+    """A keyword ``llm_bench`` does not take; the message lists the ones it does."""
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_keywords(where: str, given: Iterable[str], allowed: tuple[str, ...]) -> None:
+    """UnknownArgument naming the first keyword not in ``allowed``, its closest match, and, for a
+    config key (a sampling parameter), where to set it instead."""
+    __tracebackhide__ = True  # the user's call is the line to show
+    for name in given:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        message = f"{where}: unknown keyword argument {name!r}{hint}; it takes {', '.join(allowed)}"
+        key = _config_key(name)
+        if key:
+            message += (
+                f". {key} is a config key, set for the whole session: in the YAML config or "
+                f"with --llm-set {key}=VALUE (docs/configuration.md)"
+            )
+        raise UnknownArgument(message)
+
+
+def _config_key(name: str) -> str | None:
+    """The dotted config key whose last part is ``name`` (``min_p`` -> ``decoder.min_p``)."""
+    from pytest_llmbench.config.fields import field_docs
+    from pytest_llmbench.config.schema import ExperimentConfig
+
+    keys = [row[0] for row in field_docs(ExperimentConfig)]
+    matches = [k for k in keys if k == name or k.rsplit(".", 1)[-1] == name]
+    return matches[0] if matches else None
 
 
 class LLMBench:
@@ -41,7 +80,8 @@ class LLMBench:
         return self.engine.name
 
     def workload(self, name: str = "default", **overrides: Any) -> Workload:
-        """The config's default workload with ``overrides`` (num_prompts, input_tokens, ...)."""
+        """The config's default workload with ``overrides`` of its fields (num_prompts, ...)."""
+        check_keywords("llm_bench.workload()", overrides, WORKLOAD_FIELDS)
         cfg = self._session.config
         values: dict[str, Any] = {
             "name": name,
@@ -63,8 +103,15 @@ class LLMBench:
         label: str | None = None,
         **overrides: Any,
     ) -> BenchmarkResult:
-        """Warm up, measure the configured repetitions, record and return the result."""
-        workload = workload or self.workload(**overrides)
+        """Warm up, measure the configured repetitions, record and return the result.
+
+        ``overrides`` are Workload fields, applied to ``workload`` (or the config's default).
+        """
+        check_keywords("llm_bench()", overrides, (*CALL_KEYWORDS, *WORKLOAD_FIELDS))
+        if workload is None:
+            workload = self.workload(**overrides)
+        elif overrides:
+            workload = dataclasses.replace(workload, **overrides)
         schedule = schedule or Schedule()
         tokenizer = load_tokenizer(self.engine.spec.model_path)
         requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())

@@ -65,7 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
             check_controller(getattr(config.option, "numprocesses", None), options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
-        config.stash[SESSION_KEY] = LLMBenchSession.create(options, registry, meters)
+        session = LLMBenchSession.create(options, registry, meters)
+        if workerinput is None:
+            session.check_energy_choice()  # workers inherit the controller's verdict
+        config.stash[SESSION_KEY] = session
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     from pytest_llmbench import interrupt
@@ -146,8 +149,17 @@ def llm_config(request: pytest.FixtureRequest) -> ExperimentConfig:
 
 
 def _required_parameters(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    """The universal parameters the test's ``llm_requires`` markers name."""
-    return tuple(p for marker in request.node.iter_markers("llm_requires") for p in marker.args)
+    """The universal parameters the test's ``llm_requires`` markers name; a name that is not one
+    fails the test with the closest valid names."""
+    from pytest_llmbench import compat
+
+    required = tuple(p for marker in request.node.iter_markers("llm_requires") for p in marker.args)
+    for parameter in required:
+        problem = compat.unknown_parameter(parameter)
+        if problem:
+            message = f"@pytest.mark.llm_requires({parameter!r}): {parameter} {problem}"
+            pytest.fail(message, pytrace=False)
+    return required
 
 
 @pytest.fixture
@@ -156,22 +168,22 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
     session = _session(request.config)
     name: str = request.param
     required = _required_parameters(request)
+    # Skip or fail after the except block: inside it, pytest prints the message twice, chained.
     try:
         # A missing engine is the first thing to say: it explains every test of that backend.
         reason = session.registry.unavailable_reason(name) or session.check_parameters(
             name, required
         )
-        if reason:
-            pytest.skip(reason)
-        return session.engine(name)
+        if not reason:
+            return session.engine(name)
+        failure = None
     except BackendUnavailable as exc:
-        pytest.skip(str(exc))
-    except UnsupportedParameter as exc:
-        pytest.fail(str(exc), pytrace=False)
-    except EngineError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason, failure = str(exc), None
+    except (UnsupportedParameter, EngineError, ConfigError) as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    pytest.skip(reason or "")
 
 
 @pytest.fixture
@@ -186,8 +198,11 @@ def llm_backend_name(request: pytest.FixtureRequest) -> str:
     required = _required_parameters(request)
     try:
         reason = _session(request.config).check_parameters(name, required)
+        failure = None
     except UnsupportedParameter as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason, failure = None, str(exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
     if reason:
         pytest.skip(reason)
     return name
@@ -209,16 +224,19 @@ def llm_bench(request: pytest.FixtureRequest, llm_backend: EngineHandle) -> Iter
 
 @pytest.fixture
 def energy(request: pytest.FixtureRequest) -> EnergyProbe:
-    """Measure energy around any code: ``with energy.measure() as m: ...; m.joules``.
+    """Measure energy around any code: ``with energy.measure() as m: ...``, then ``m.joules``
+    where ``m.available`` (``m.reason`` otherwise).
 
-    ``energy.require()`` skips the test, with the reason, where no meter is readable; reading
-    ``m.joules`` without a meter raises EnergyUnavailableError (never a made-up number).
+    ``energy.available`` / ``energy.reason`` tell before measuring; ``energy.require()`` skips the
+    test, with the reason, where no meter is readable; reading ``m.joules`` without a reading
+    raises EnergyUnavailableError (never a made-up number). See docs/writing-benchmarks.md.
     """
     from pytest_llmbench.energy.probe import EnergyProbe
 
     session = _session(request.config)
     try:
         meter, note = session.fixture_meter()
+        return EnergyProbe(meter, note)
     except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return EnergyProbe(meter, note)
+        failure = str(exc)
+    pytest.fail(failure, pytrace=False)  # outside the except block: said once, not chained

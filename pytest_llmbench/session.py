@@ -215,7 +215,32 @@ class LLMBenchSession:
         return "cuda" if _cuda_available() and self.config.device != "cpu" else "cpu"
 
     # -- energy --------------------------------------------------------------------------------
+    def check_energy_choice(self) -> None:
+        """An explicit ``--llm-energy`` meter that cannot read here is a usage error now, before
+        any test runs, rather than one setup error per test. ``auto`` and ``none`` never fail."""
+        choice = self.options.energy.choice
+        if choice in ("auto", "none"):
+            return
+        if choice in ("nvml", "nvml-power") and self.config.device == "cpu":
+            raise ConfigError(
+                "--llm-energy",
+                f"{choice}: the config runs every backend on the CPU (device: cpu), so no GPU "
+                "is measured; use rapl, auto or none",
+            )
+        meter, _ = self._build_meter(None)  # every device the session can see
+        close = getattr(meter, "close", None)
+        if callable(close):
+            close()
+
     def _select(self, cuda_devices: tuple[int, ...] | None) -> tuple[EnergyMeter, str]:
+        meter, note = self._build_meter(cuda_devices)
+        self._meters.append(meter)
+        if not isinstance(meter, UnavailableMeter) and self.options.energy.idle_s > 0:
+            self._establish_idle(meter)
+        return meter, note
+
+    def _build_meter(self, cuda_devices: tuple[int, ...] | None) -> tuple[EnergyMeter, str]:
+        """The chosen meter; ConfigError naming ``--llm-energy`` if an explicit one cannot read."""
         from pytest_llmbench.energy.select import select_meter
 
         e = self.options.energy
@@ -234,9 +259,6 @@ class LLMBenchSession:
         except LLMBenchError as exc:  # an explicit --llm-energy choice that cannot read
             detail = str(exc).removeprefix("--llm-energy").lstrip(": ")  # name the option once
             raise ConfigError("--llm-energy", detail) from None
-        self._meters.append(meter)
-        if not isinstance(meter, UnavailableMeter) and e.idle_s > 0:
-            self._establish_idle(meter)
         return meter, note
 
     def _establish_idle(self, meter: EnergyMeter) -> None:

@@ -2,9 +2,10 @@
 
 Both meters run at once around the same work, so their joules must agree; the pytorch backend
 runs the 1.1B reference shape (128 prompt tokens, 128 forced output tokens) at each batch size for
-at least ``--window`` seconds per window. Run on the GPU machine from a source checkout:
+at least ``--window`` seconds per window. Run on a CUDA machine from the checkout root, after
+``pip install -e ".[dev]"``:
 
-    PYTHONPATH=$PWD python ci/gpu/energy_crosscheck.py --model DIR --out $OUT/energy.json
+    python ci/gpu/energy_crosscheck.py --model DIR --out out/energy.json
 """
 
 from __future__ import annotations

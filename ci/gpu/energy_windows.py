@@ -1,4 +1,4 @@
-"""Characterise the NVML energy counter on the lent GPU: what the minimum-window rule rests on.
+"""Characterise the NVML energy counter of a GPU: what the minimum-window rule rests on.
 
 Measures, on GPU 0, with a steady bf16 matmul load (no model, no compilation):
 
@@ -9,9 +9,10 @@ Measures, on GPU 0, with a steady bf16 matmul load (no model, no compilation):
 4. the cost of our meters' pollers to the load (matmul TFLOP/s with and without them running);
 5. idle power after the load stops (0-5 s, 25-30 s, 55-60 s later).
 
-Run on the GPU machine from a source checkout (writes JSON; prints it too):
+Run on a CUDA machine from the checkout root, after ``pip install -e ".[dev]"`` (writes JSON;
+prints it too):
 
-    PYTHONPATH=$PWD python ci/gpu/energy_windows.py --out $OUT/energy-windows.json
+    python ci/gpu/energy_windows.py --out out/energy-windows.json
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The object behind the ``energy`` fixture: measure the energy of any code in a test.
 
     def test_prefill(energy):
-        energy.require()                      # skip, with the reason, where nothing is readable
         with energy.measure() as m:
             run_prefill()
-        assert m.joules < 500                 # EnergyUnavailableError when unavailable
+        if m.available:                       # False where no meter reads: m.reason says why
+            assert m.joules < 500             # m.joules raises EnergyUnavailableError there
+
+``energy.require()`` at the top skips the test instead, with the reason, where nothing reads.
 
 A block shorter than the meter's minimum window is flagged (``m.short_window``), not stretched:
 ``energy.repeat(fn)`` runs ``fn`` as often as the window needs, as the runner does.
@@ -49,7 +51,14 @@ class Measurement:
 
     @property
     def available(self) -> bool:
+        """True when the window has a reading; False where no meter could read."""
         return isinstance(self.reading, EnergyReading)
+
+    @property
+    def reason(self) -> str | None:
+        """Why there is no reading (e.g. ``--llm-energy none``); None when there is one."""
+        reading = self.reading
+        return reading.reason if isinstance(reading, EnergyUnavailable) else None
 
     def _energy(self) -> EnergyReading:
         reading = self.reading
@@ -59,7 +68,8 @@ class Measurement:
 
     @property
     def joules(self) -> float:
-        """Total energy of the window over all measured devices (idle included)."""
+        """Total energy of the window over all measured devices (idle included); raises
+        EnergyUnavailableError, with the reason, where there is no reading (check ``available``)."""
         return self._energy().energy_j
 
     @property

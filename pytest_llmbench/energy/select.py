@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from pytest_llmbench.energy import rapl
 from pytest_llmbench.energy.base import (
     DEFAULT_MIN_UPDATES,
     DeviceMeter,
@@ -28,7 +29,7 @@ from pytest_llmbench.energy.gpus import (
 )
 from pytest_llmbench.energy.nvml import METHOD as COUNTER
 from pytest_llmbench.energy.nvml import nvml_counter_meter
-from pytest_llmbench.energy.rapl import POWERCAP, rapl_meter
+from pytest_llmbench.energy.rapl import rapl_meter
 from pytest_llmbench.energy.sampling import DEFAULT_SAMPLE_INTERVAL_S, nvml_power_meter
 from pytest_llmbench.energy.sampling import METHOD as POWER
 from pytest_llmbench.errors import LLMBenchError
@@ -50,7 +51,7 @@ def select_meter(
     cuda_uuids: Sequence[str] | None = None,
     nvml: Nvml | None = None,
     environ: Mapping[str, str] | None = None,
-    rapl_root: Path = POWERCAP,
+    rapl_root: Path | None = None,
 ) -> Selected:
     """The meter for a backend and one line saying why it was chosen.
 
@@ -59,7 +60,8 @@ def select_meter(
     know what the test will use). ``min_updates`` defaults to 20 counter updates, or for
     sampling/RAPL the polls at ``sample_interval_s`` that make 2 s. ``cuda_uuids`` (CUDA's own
     UUID per ordinal, e.g. from torch) makes the NVML mapping exact; otherwise it follows
-    CUDA_VISIBLE_DEVICES in ``environ``. ``nvml`` replaces ``pynvml`` (tests).
+    CUDA_VISIBLE_DEVICES in ``environ``. ``nvml`` replaces ``pynvml`` and ``rapl_root`` the
+    powercap tree (default ``rapl.POWERCAP``, read at call time) in tests.
     Raises LLMBenchError naming ``--llm-energy`` when an explicit choice cannot read.
     """
     if choice not in CHOICES:
@@ -71,7 +73,7 @@ def select_meter(
     if choice == "none":
         reason = f"energy measurement is off ({OPTION} none)"
         return UnavailableMeter(reason), reason
-    settings = _Settings(sample_interval_s, min_updates, rapl_root)
+    settings = _Settings(sample_interval_s, min_updates, rapl_root or rapl.POWERCAP)
     gpu_methods = {"auto": (COUNTER, POWER), "nvml": (COUNTER,), "nvml-power": (POWER,)}
     try:
         if choice == "rapl":

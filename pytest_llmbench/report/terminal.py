@@ -66,6 +66,21 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
+# Whose version a backend reports: the package behind it (openai: what the server's /version says).
+VERSION_OF = {
+    "pytorch": "transformers",
+    "vllm": "vllm",
+    "sglang": "sglang",
+    "tensorrt": "tensorrt_llm",
+    "openai": "server",
+}
+
+
+def backend_label(backend: str, version: str) -> str:
+    """``pytorch (transformers 5.19.0)``: the version named by the package it belongs to."""
+    return f"{backend} ({VERSION_OF.get(backend, 'version')} {version})"
+
+
 def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
     """Lines of the summary; each backend gets its own table and header."""
     lines: list[str] = []
@@ -75,7 +90,8 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
     for backend, group in by_backend.items():
         first = group[0]
         lines.append(
-            f"backend {backend} {first.backend_version} on {first.device}, model {first.model}"
+            f"backend {backend_label(backend, first.backend_version)} on {first.device}, "
+            f"model {first.model}"
         )
         lines.append(backend_table(group))
         reasons = {r.energy_unavailable_reason for r in group} - {None}

@@ -39,7 +39,7 @@ def test_measure_gives_joules_of_the_block() -> None:
     probe = EnergyProbe(busy.meter)
     with probe.measure() as m:
         busy.work(0.5)
-    assert m.available
+    assert m.available and m.reason is None
     assert isinstance(m.reading, EnergyReading)
     assert m.joules == pytest.approx(200.0)
     assert m.window_s == pytest.approx(0.5)
@@ -58,6 +58,7 @@ def test_unavailable_meter_raises_its_reason_on_joules() -> None:
     with probe.measure() as m:
         pass
     assert not m.available
+    assert m.reason == probe.reason == "auto: no meter readable: NVML: no driver"
     assert isinstance(m.reading, EnergyUnavailable)
     with pytest.raises(EnergyUnavailableError) as caught:
         _ = m.joules

@@ -192,7 +192,7 @@ def test_merge_writes_all_results(reports: dict[str, str], tmp_path: Path) -> No
 def test_show_prints_one_table_per_backend(reports: dict[str, str]) -> None:
     code, out = run("show", reports["both"])
     assert code == 0
-    assert "backend vllm 1.0" in out and "backend pytorch 1.0" in out
+    assert "backend vllm (vllm 1.0)" in out and "backend pytorch (transformers 1.0)" in out
     assert "1 results" not in out and "2 results, complete" in out
 
 

@@ -27,7 +27,7 @@ def test_one_table_per_backend_with_latency_error_rate_and_energy() -> None:
     assert len(headers) == 2  # side by side, never one pooled table
     for column in ("TTFT p50 ms", "ITL p50 ms", "E2E p99 ms", "err %", "J/out tok"):
         assert column in headers[0]
-    assert lines[0].startswith("backend pytorch 1.0 on cuda")
+    assert lines[0].startswith("backend pytorch (transformers 1.0) on cuda")
     first = _row(lines, "test_a[pytorch]")
     assert first[5:7] == ["52.2", "10.00"]  # TTFT p50 (50 to 54.5 ms), ITL p50
     assert first[-2:] == ["0.0", "0.5"]  # no failed request; J per output token
