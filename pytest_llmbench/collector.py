@@ -26,8 +26,11 @@ def _now() -> str:
 class ResultCollector:
     PLUGIN_NAME = "llmbench-collector"
 
-    def __init__(self, json_path: str | None, plan: BaselinePlan | None = None) -> None:
+    def __init__(
+        self, json_path: str | None, plan: BaselinePlan | None = None, html_path: str | None = None
+    ) -> None:
         self.json_path = json_path
+        self.html_path = html_path
         self.plan = plan
         self.results: list[BenchmarkResult] = []
         self.started_at = _now()
@@ -62,6 +65,11 @@ class ResultCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         data = self.report(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
         self.write(data)
+        if self.html_path:
+            from pytest_llmbench.report.html import write_html
+            from pytest_llmbench.results import Report
+
+            write_html(self.html_path, [Report.from_dict(data)])
         if self.plan is None or not self.plan.active:
             return
         from pytest_llmbench.errors import LLMBenchError
