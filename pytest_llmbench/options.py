@@ -86,6 +86,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     option("--llm-json", None, "", metavar="PATH", help="Write the JSON report here (atomically).")
     option(
+        "--llm-html",
+        None,
+        "",
+        metavar="PATH",
+        help="Write a self-contained HTML report with plots here at the end of the session.",
+    )
+    option(
         "--llm-ignore-backend-warnings",
         "bool",
         False,
@@ -248,6 +255,7 @@ class Options:
     energy: EnergyOptions
     baseline: BaselineOptions
     slo: SLO | None = None
+    html_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -331,6 +339,7 @@ def read_options(config: pytest.Config) -> Options:
         repeat=repeat,
         warmup=_int(config, "llm_warmup", "--llm-warmup"),
         json_path=_value(config, "llm_json"),
+        html_path=_value(config, "llm_html"),
         gpus_per_worker=_int(config, "llm_gpus_per_worker", "--llm-gpus-per-worker") or None,
         ignore_backend_warnings=bool(_value(config, "llm_ignore_backend_warnings")),
         unsupported=unsupported,

@@ -97,7 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except LLMBenchError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.pluginmanager.register(
-            ResultCollector(options.json_path, plan), ResultCollector.PLUGIN_NAME
+            ResultCollector(options.json_path, plan, html_path=options.html_path),
+            ResultCollector.PLUGIN_NAME,
         )
 
 

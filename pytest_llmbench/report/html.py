@@ -1,0 +1,127 @@
+"""The HTML report: one self-contained file (inline SVG and CSS, no scripts, nothing fetched).
+
+Each backend gets its own section and plots; results of different backends are never pooled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+from pytest_llmbench.report.json_report import atomic_write_text
+from pytest_llmbench.report.pareto import FrontierPoint, pareto_frontier
+from pytest_llmbench.report.svg import Series, plot
+from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
+
+_CSS = (
+    "body{font-family:sans-serif;margin:1em}figure{display:flex;gap:1em;align-items:flex-start;"
+    "margin:1em 0}table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;"
+    "padding:2px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
+)
+_LATENCIES = (("ttft_s", "TTFT"), ("itl_s", "ITL"), ("e2e_latency_s", "E2E latency"))
+
+
+def _num(value: float | None) -> str:
+    return "unavailable" if value is None else f"{value:.4g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
+    rows = []
+    points = []
+    for r in results:
+        agg = r.aggregate()
+        tok_s = r.throughput()["output_tok_s"]
+        j_tok = agg.get("energy_per_output_token")
+        rows.append([r.test_id, _num(tok_s), _num(j_tok)])
+        if tok_s is not None and j_tok is not None:
+            points.append(FrontierPoint(r.test_id, j_tok, tok_s))
+    frontier = pareto_frontier(points)
+    series = [
+        Series(backend, [p.tok_per_s for p in points], [p.energy_j_per_token for p in points]),
+        Series(
+            f"{backend} frontier",
+            [p.tok_per_s for p in frontier],
+            [p.energy_j_per_token for p in frontier],
+            line=True,
+        ),
+    ]
+    on_frontier = {p.label for p in frontier}
+    for row in rows:
+        row.append("yes" if row[0] in on_frontier else "no")
+    svg = plot(
+        f"{backend}: energy vs throughput",
+        "output throughput (tok/s)",
+        "energy (J/output token)",
+        series if points else [],
+    )
+    table = _table(["test", "output tok/s", "J/output token", "on frontier"], rows)
+    return f"<figure>{svg}{table}</figure>"
+
+
+def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    xs = sorted(values)
+    n = len(xs)
+    return xs, [(i + 1) / n for i in range(n)]
+
+
+def _latency_section(result: BenchmarkResult) -> str:
+    parts = []
+    summary = result.latency()
+    for field_name, label in _LATENCIES:
+        pooled_ms = [v * 1000 for rep in result.repetitions for v in getattr(rep, field_name)]
+        xs, ys = _cdf(pooled_ms)
+        svg = plot(
+            f"{result.test_id}: {label} CDF",
+            f"{label} (ms)",
+            "fraction of samples",
+            [Series(label, xs, ys, line=True)] if xs else [],
+        )
+        stats = summary.get(field_name, {})
+        rows = [[k, _num(None if v is None else v * 1000)] for k, v in stats.items()]
+        parts.append(f"<figure>{svg}{_table(['statistic', f'{label} (ms)'], rows)}</figure>")
+    return "".join(parts)
+
+
+def _power_section(result: BenchmarkResult) -> str:
+    rows = []
+    for i, rep in enumerate(result.repetitions, start=1):
+        if isinstance(rep.energy, EnergyReading):
+            note = "power samples are not kept in the report; average shown"
+            rows.append([str(i), _num(rep.energy.average_power_w), _num(rep.window_s), note])
+        else:
+            rows.append(
+                [str(i), "unavailable", _num(rep.window_s), f"unavailable ({rep.energy.reason})"]
+            )
+    header = ["repetition", "average power (W)", "window (s)", "note"]
+    return f"<h4>Power per energy window</h4>{_table(header, rows)}"
+
+
+def render(reports: Sequence[Report]) -> str:
+    """The whole page for ``reports``; the first is the baseline when there are several."""
+    body = []
+    for n, report in enumerate(reports):
+        body.append(f"<h2>Run {n + 1}: started {escape(report.started_at)}</h2>")
+        for backend in report.backends:
+            results = [r for r in report.results if r.backend == backend]
+            body.append(f"<h3>Backend {escape(backend)}</h3>")
+            body.append(_frontier_section(backend, results))
+            for result in results:
+                body.append(_latency_section(result))
+                body.append(_power_section(result))
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"/>'
+        f"<title>pytest-llmbench report</title><style>{_CSS}</style></head><body>"
+        f"<h1>pytest-llmbench report</h1>{''.join(body)}</body></html>"
+    )
+
+
+def write_html(path: str | Path, reports: Sequence[Report]) -> None:
+    """Write the page atomically: a reader sees the old file or the new one, never half."""
+    atomic_write_text(path, render(reports))

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench.report.html import render, write_html
+from tests.results.factories import make_report, make_result
+
+OUT = Path(__file__).resolve().parents[2] / "out"
+
+
+def _two_backends():
+    return make_report(
+        [
+            make_result("test_fast", "vllm", (0.5, 0.6, 0.5), (2000.0, 2100.0, 1900.0)),
+            make_result("test_slow", "vllm", (0.9, 0.9, 0.9), (500.0, 500.0, 500.0)),
+            make_result("test_a", "pytorch", (None, None, None)),
+        ]
+    )
+
+
+def test_page_is_well_formed_self_contained_and_never_pools_backends(tmp_path: Path) -> None:
+    path = tmp_path / "r.html"
+    write_html(path, [_two_backends()])
+    page = path.read_text()
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page and "<script" not in page
+    root = ET.fromstring(page.replace("<!doctype html>", ""))
+    titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "vllm: energy vs throughput" in titles
+    assert "pytorch: energy vs throughput" in titles
+    # pytorch has no energy: its frontier plot says so instead of borrowing vllm's points
+    assert "unavailable (NVML not found)" in page
+    assert page.count(">yes<") == 1  # test_fast dominates test_slow within vllm
+
+
+def _png_has_two_colours(png: bytes) -> bool:
+    """Decode enough of a PNG to see whether it is more than one flat colour."""
+    pos, idat, header = 8, b"", b""
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        data = png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = data
+        elif kind == b"IDAT":
+            idat += data
+        pos += 12 + length
+    width = struct.unpack(">I", header[:4])[0]
+    raw = zlib.decompress(idat)
+    bpp = {2: 3, 6: 4}[header[9]]
+    stride = 1 + width * bpp
+    rows = [raw[i + 1 : i + stride] for i in range(0, len(raw), stride)]
+    # filter bytes aside, a flat image's first row is constant and later rows are zero deltas
+    return len({bytes(r) for r in rows}) > 2 or len(set(rows[0])) > bpp
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
+    path = tmp_path / "report.html"
+    write_html(path, [_two_backends()])
+    OUT.mkdir(exist_ok=True)
+    shot = OUT / "html-report.png"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    assert "CONSOLE" not in dom.stderr, dom.stderr
+    assert dom.stdout.count("<svg") >= 2
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                chromium,
+                *flags,
+                f"--user-data-dir={profile}",
+                f"--screenshot={shot}",
+                "--window-size=1200,900",
+                path.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    assert _png_has_two_colours(shot.read_bytes())
+
+
+def test_render_of_nothing_is_still_a_page() -> None:
+    assert "<h1>pytest-llmbench report</h1>" in render([])

@@ -1,0 +1,20 @@
+"""--llm-html / ini llm_html: a real session writes the HTML page beside the JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_llm_html_writes_a_page_with_the_backend_section(echo_pytester: pytest.Pytester) -> None:
+    result = echo_pytester.runpytest(
+        "--llm-backend", "echo", "--llm-repeat", "2", "--llm-warmup", "0", "--llm-html", "r.html"
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    page = (echo_pytester.path / "r.html").read_text()
+    assert "echo: energy vs throughput" in page and "TTFT CDF" in page
+
+
+def test_ini_llm_html_is_read(echo_pytester: pytest.Pytester) -> None:
+    echo_pytester.makeini("[pytest]\nllm_html = out/page.html\n")
+    echo_pytester.runpytest("--llm-backend", "echo", "--llm-repeat", "1").assert_outcomes(passed=1)
+    assert (echo_pytester.path / "out" / "page.html").read_text().startswith("<!doctype html>")
