@@ -113,7 +113,10 @@ class BaselinePlan:
             lines += comparison.lines()
             data["comparison"] = comparison.to_dict()
             if json_path:
-                write_report(json_path, data)
+                try:
+                    write_report(json_path, data)
+                except OSError as exc:  # the report without its comparison stays on disk
+                    lines.append(f"llmbench: could not add the comparison to {json_path}: {exc}")
         saved = None
         if self.save_name or self.autosave:
             import json
