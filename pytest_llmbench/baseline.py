@@ -48,6 +48,7 @@ class BaselinePlan:
     autosave: bool = False
     storage: Storage = field(default_factory=Storage)
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
+    allow_unmeasured: bool = False
 
     @property
     def active(self) -> bool:
@@ -66,6 +67,7 @@ class BaselinePlan:
         machine: dict[str, Any] | None = None,
         history_runs: int = DEFAULT_HISTORY_RUNS,
         false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+        allow_unmeasured: bool = False,
     ) -> BaselinePlan:
         """``compare``: None (option absent), or values: ``""`` (given without a value: the
         last ``history_runs`` saved runs), report paths, folders, globs, saved run numbers or
@@ -94,7 +96,9 @@ class BaselinePlan:
                 saved=storage.resolve,
                 max_runs=history_runs,
             )
-        return cls(rules, history, allow_mixed, save, autosave, storage, false_alarm_rate)
+        return cls(
+            rules, history, allow_mixed, save, autosave, storage, false_alarm_rate, allow_unmeasured
+        )
 
     def finish(self, report: Report, json_path: str | None = None) -> Outcome:
         """Compare ``report`` with the history (if any), then save it (if asked). The JSON
@@ -109,6 +113,7 @@ class BaselinePlan:
                 self.rules,
                 allow_mixed=self.allow_mixed,
                 false_alarm_rate=self.false_alarm_rate,
+                allow_unmeasured=self.allow_unmeasured,
             )
             lines += comparison.lines()
             data["comparison"] = comparison.to_dict()

@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
     p.add_argument("--json", metavar="OUT.json", help="Also write the comparison as JSON.")
     p.add_argument("--allow-mixed-backends", action="store_true", help=mixed_help)
+    p.add_argument(
+        "--allow-unmeasured",
+        action="store_true",
+        help="Let gated metrics that CURRENT did not measure pass instead of exiting 12.",
+    )
 
     p = sub.add_parser(
         "calibrate",
@@ -153,6 +158,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
         method=args.method,
         confidence=args.confidence,
         false_alarm_rate=_false_alarm_rate(args.false_alarm_rate),
+        allow_unmeasured=args.allow_unmeasured,
     )
     for line in comparison.lines():
         print(line, file=out)

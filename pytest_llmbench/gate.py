@@ -71,7 +71,8 @@ class Verdict(str, Enum):
     BACKEND_MISMATCH = "backend-mismatch"
     GPU_MISMATCH = "gpu-mismatch"
     SCHEMA_MISMATCH = "schema-mismatch"
-    ENERGY_UNAVAILABLE = "energy-unavailable"
+    ENERGY_UNAVAILABLE = "energy-unavailable"  # a shown energy metric this run did not measure
+    UNMEASURED = "unmeasured"  # a gated metric this run could not measure: fails the gate
     SHORT_HISTORY = "short-history"  # too few history runs to know the between-run spread
     WORSE = "worse"  # a shown (not gated) metric beyond the noise band, worse
     BETTER = "better"  # a shown (not gated) metric beyond the noise band, better
@@ -164,7 +165,7 @@ class Row:
 
     @property
     def fails(self) -> bool:
-        return self.gated and self.verdict in (Verdict.REGRESSION, Verdict.ENERGY_UNAVAILABLE)
+        return self.gated and self.verdict in (Verdict.REGRESSION, Verdict.UNMEASURED)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +196,7 @@ class Comparison:
     mixed_backends: bool = False
     history_runs: int = 1
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
+    allow_unmeasured: bool = False  # --llm-allow-unmeasured: e.g. energy rules on CPU runners
 
     @property
     def regressions(self) -> list[Row]:
@@ -203,7 +205,9 @@ class Comparison:
     @property
     def unmeasured(self) -> list[Row]:
         """Gated rows the current run could not measure (energy unavailable here)."""
-        return [r for r in self.rows if r.gated and r.verdict is Verdict.ENERGY_UNAVAILABLE]
+        if self.allow_unmeasured:
+            return []
+        return [r for r in self.rows if r.gated and r.verdict is Verdict.UNMEASURED]
 
     @property
     def failed(self) -> bool:
@@ -297,6 +301,7 @@ class Comparison:
             "baseline": self.baseline_source,
             "history_runs": self.history_runs,
             "false_alarm_rate": self.false_alarm_rate,
+            "allow_unmeasured": self.allow_unmeasured,
             "failed": self.failed,
             "exit_code": self.exit_code,
             "mixed_backends": self.mixed_backends,
@@ -547,11 +552,10 @@ def _metric_rows(
                 energy_notes[f"energy unavailable in the {side}: {reason}"] = side
                 # Only the current run's own gap fails a gated rule: a baseline without energy
                 # cannot be compared, but this run is not to blame.
-                verdict = (
-                    Verdict.ENERGY_UNAVAILABLE
-                    if side == "current run"
-                    else (Verdict.MISSING_IN_BASELINE)
-                )
+                if side != "current run":
+                    verdict = Verdict.MISSING_IN_BASELINE
+                else:
+                    verdict = Verdict.UNMEASURED if gated else Verdict.ENERGY_UNAVAILABLE
                 out.append(Row(**common, verdict=verdict, detail=side))
                 continue
         history = [
@@ -562,7 +566,9 @@ def _metric_rows(
         current = cur.metric_values(rule.metric) or []
         if not history or not current:
             side = "history" if not history else "current run"
-            if spec.energy and side == "current run":
+            if side == "current run" and gated:
+                verdict = Verdict.UNMEASURED  # e.g. TTFT of a backend that does not stream
+            elif spec.energy and side == "current run":
                 verdict = Verdict.ENERGY_UNAVAILABLE  # measured, but not this quantity
             elif spec.energy:
                 verdict = Verdict.MISSING_IN_BASELINE
@@ -647,6 +653,7 @@ def compare(
     baseline_source: str | None = None,
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
     min_history: int = MIN_HISTORY_RUNS,
+    allow_unmeasured: bool = False,
 ) -> Comparison:
     """Compare ``current`` with a baseline history (a report, a History, or reports oldest
     first); ``metrics`` are shown without gating (default: a few headline metrics when there are
@@ -776,6 +783,7 @@ def compare(
         bool(mixed_pairs),
         history_runs=len(history),
         false_alarm_rate=false_alarm_rate,
+        allow_unmeasured=allow_unmeasured,
     )
 
 
@@ -826,5 +834,6 @@ def compare_with_history(
             comparison.mixed_backends,
             comparison.history_runs,
             comparison.false_alarm_rate,
+            comparison.allow_unmeasured,
         )
     return comparison

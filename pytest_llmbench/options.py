@@ -197,6 +197,14 @@ def add_options(parser: pytest.Parser) -> None:
         "'energy_per_output_token:+5%,output_throughput:-3%' (needs --llm-compare).",
     )
     option(
+        "--llm-allow-unmeasured",
+        "bool",
+        False,
+        action="store_true",
+        help="Let gated rules whose metric this run could not measure (e.g. energy rules on a "
+        "CPU runner without a meter) pass instead of failing the gate with exit 12.",
+    )
+    option(
         "--llm-allow-mixed-backends",
         "bool",
         False,
@@ -272,6 +280,7 @@ class BaselineOptions:
     compare: tuple[str, ...] | None = None  # None: not given; "": the last saved runs
     history_runs: int = DEFAULT_HISTORY_RUNS
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
+    allow_unmeasured: bool = False
     fail_on: tuple[str, ...] = ()
     allow_mixed: bool = False
     save: str | None = None
@@ -353,6 +362,7 @@ def read_options(config: pytest.Config) -> Options:
             ),
             fail_on=tuple(_value(config, "llm_fail_on") or ()),
             allow_mixed=bool(_value(config, "llm_allow_mixed_backends")),
+            allow_unmeasured=bool(_value(config, "llm_allow_unmeasured")),
             save=_value(config, "llm_save"),
             autosave=bool(_value(config, "llm_autosave")),
             storage=_value(config, "llm_storage") or ".llmbench",

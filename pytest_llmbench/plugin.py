@@ -93,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 storage_root=b.storage,
                 history_runs=b.history_runs,
                 false_alarm_rate=b.false_alarm_rate,
+                allow_unmeasured=b.allow_unmeasured,
             )
         except LLMBenchError as exc:
             raise pytest.UsageError(str(exc)) from None

@@ -109,7 +109,18 @@ def test_an_energy_rule_without_a_meter_fails_with_exit_12(measured: pytest.Pyte
         "energy_per_output_token:+5%",
     )
     assert result.ret == 12
-    result.stdout.fnmatch_lines(["*could not be measured in this run*"])
+    result.stdout.fnmatch_lines(["*unmeasured*", "*could not be measured in this run*"])
+    allowed = measured.runpytest(
+        *measured.args,  # type: ignore[attr-defined]
+        "--llm-energy",
+        "none",
+        "--llm-compare",
+        history,
+        "--llm-fail-on",
+        "energy_per_output_token:+5%",
+        "--llm-allow-unmeasured",
+    )
+    assert allowed.ret == pytest.ExitCode.OK
 
 
 def test_change_within_threshold_passes(measured: pytest.Pytester) -> None:

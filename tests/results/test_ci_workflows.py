@@ -91,7 +91,10 @@ def test_gpu_workflow_runs_each_backend_on_self_hosted_gpus_and_gates() -> None:
     wf = load("gpu-benchmarks.yml")
     job = wf["jobs"]["benchmark"]
     assert job["runs-on"] == ["self-hosted", "linux", "gpu"]
-    assert "pytorch" in job["strategy"]["matrix"]["backend"]
+    backends = job["strategy"]["matrix"]["backend"]
+    # verified engines by default; sglang/tensorrt only behind the named opt-in
+    assert '\'["pytorch","vllm"]\'' in backends and "inputs.unverified_backends" in backends
+    assert wf["on"]["workflow_dispatch"]["inputs"]["unverified_backends"]["default"] is False
     assert job["strategy"]["fail-fast"] is False
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "pytest benchmarks/test_throughput.py --llm-backend ${{ matrix.backend }}" in runs

@@ -236,7 +236,7 @@ def test_energy_unavailable_in_this_run_fails_a_gated_energy_rule_with_exit_12()
     rules = parse_fail_on("energy_per_output_token:+5%,output_throughput:-3%")
     result = compare(_history(5), _current([None] * 3), rules)  # type: ignore[list-item]
     energy, throughput = result.rows
-    assert energy.verdict is Verdict.ENERGY_UNAVAILABLE and energy.detail == "current run"
+    assert energy.verdict is Verdict.UNMEASURED and energy.detail == "current run"
     assert throughput.verdict is not Verdict.REGRESSION
     assert result.failed and result.exit_code == EXIT_UNMEASURED == 12
     assert "could not be measured" in result.summary_line()
@@ -245,6 +245,10 @@ def test_energy_unavailable_in_this_run_fails_a_gated_energy_rule_with_exit_12()
         "energy unavailable in the current run: NVML not found"
     ]
     assert "NVML not found" not in result.table()
+    allowed = compare(_history(5), _current([None] * 3), rules, allow_unmeasured=True)  # type: ignore[list-item]
+    assert allowed.rows[0].verdict is Verdict.UNMEASURED and not allowed.failed
+    shown = compare(_history(5), _current([None] * 3), metrics=[EPT])  # type: ignore[list-item]
+    assert shown.rows[0].verdict is Verdict.ENERGY_UNAVAILABLE and not shown.failed
 
 
 def test_energy_unavailable_in_the_history_is_not_this_runs_fault() -> None:
@@ -371,7 +375,7 @@ def test_energy_metric_without_values_is_energy_unavailable() -> None:
         make_report([result]), make_report([no_idle]), parse_fail_on("dynamic_energy_j:+5%")
     )
     (row,) = comparison.rows
-    assert row.verdict is Verdict.ENERGY_UNAVAILABLE
+    assert row.verdict is Verdict.UNMEASURED
     assert row.detail == "current run: no dynamic_energy_j values"
     assert comparison.exit_code == EXIT_UNMEASURED
 
@@ -381,7 +385,10 @@ def test_latency_metric_missing_when_the_backend_does_not_stream() -> None:
 
     result = make_result()
     no_ttft = replace(result, repetitions=tuple(replace(r, ttft_s=()) for r in result.repetitions))
-    (row,) = compare(
+    comparison = compare(
         make_report([result]), make_report([no_ttft]), parse_fail_on("ttft_s_p50:+5%")
-    ).rows
-    assert row.verdict is Verdict.MISSING_IN_CURRENT
+    )
+    (row,) = comparison.rows
+    assert row.verdict is Verdict.UNMEASURED and comparison.exit_code == EXIT_UNMEASURED
+    shown = compare(make_report([result]), make_report([no_ttft]), metrics=["ttft_s_p50"])
+    assert shown.rows[0].verdict is Verdict.MISSING_IN_CURRENT
