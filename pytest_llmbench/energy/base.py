@@ -7,6 +7,7 @@ Energy is measured, never invented: a meter that cannot read anything is an
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -195,7 +196,9 @@ class _UnavailableWindow:
         return time.perf_counter() - self.started_s
 
     def updates(self) -> int:
-        return 0
+        """As many as any meter asks for: no update will ever come, so the runner must not
+        repeat the workload waiting for one (e.g. a GPU lost before the window opened)."""
+        return sys.maxsize
 
     def stop(self) -> EnergyUnavailable:
         return EnergyUnavailable(self.reason)
