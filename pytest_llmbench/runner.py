@@ -74,7 +74,10 @@ def warm_up(
     settings: RunSettings,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Warmup:
-    """Unmeasured passes until throughput settles (see the module docstring)."""
+    """Unmeasured passes until throughput settles (see the module docstring); ``warmup=0``
+    asks for no warm-up at all."""
+    if settings.warmup == 0:
+        return Warmup((), False)
     adaptive = settings.warmup_tolerance > 0
     most = max(settings.warmup, settings.warmup_max) if adaptive else settings.warmup
     pass_s: list[float] = []

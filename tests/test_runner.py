@@ -269,3 +269,9 @@ def test_telemetry_is_read_outside_the_window_and_flags_throttling() -> None:
     assert gpu["clock_event_reasons"] == ["sw_power_cap"]
     assert gpu["violation_s"] == {"power": 5.0, "thermal": None}
     assert rep.throttled and json.loads(json.dumps(rep.to_dict()))["telemetry"]["throttled"]
+
+
+def test_warmup_zero_means_none() -> None:
+    backend = CountingBackend()
+    warmup = warm_up(backend, requests(1), Schedule(), RunSettings(warmup=0, warmup_max=10))
+    assert warmup.pass_s == () and backend.calls == 0

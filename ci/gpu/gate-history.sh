@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Re-runs of a gated command on one GPU machine, each gated against every earlier run (a history),
 # as the GPU workflow gates main; then one run beside a GPU load, which the gate must catch.
-# Run from the project root on a GPU machine; writes $OUT/gate-history-$WORKLOAD.tgz:
+# Run from the project root on a GPU machine with the project installed (pip install -e .);
+# writes $OUT/gate-history-$WORKLOAD.tgz:
 #   WORKLOAD=tiny     BUDGET_S=480 bash ci/gpu/gate-history.sh   # the workflow's old command
 #   WORKLOAD=gpu-gate BUDGET_S=480 bash ci/gpu/gate-history.sh   # the gpu-gate preset, 1.1B shape
 # HISTORY_DIR=DIR continues a history (its *.json are the earlier runs); LOAD=0 skips the load run.
 set -uo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD LLMBENCH_CACHE_DIR=${LLMBENCH_CACHE_DIR:-/tmp/llmbench-cache}
+export PYTHONUNBUFFERED=1 LLMBENCH_CACHE_DIR=${LLMBENCH_CACHE_DIR:-/tmp/llmbench-cache}
 workload=${WORKLOAD:-tiny}
 budget=${BUDGET_S:-480}
 rules=${RULES:-energy_per_output_token:+5%,output_throughput:-3%}
@@ -15,9 +16,6 @@ work=$(mktemp -d)
 history=${HISTORY_DIR:-$work/history}
 mkdir -p "$history" "$out"
 args=(-q -p no:cacheprovider --llm-backend pytorch)
-# A bare checkout (PYTHONPATH) has no pytest11 entry point: load the plugin by name.
-python -c "import importlib.metadata as m, sys; sys.exit(any(e.value == 'pytest_llmbench.plugin' for e in m.entry_points(group='pytest11')))" \
-  && args=(-p pytest_llmbench.plugin "${args[@]}")
 if [ "$workload" = gpu-gate ]; then
   model=$(python -m pytest_llmbench.workload.tinymodel --shape llama-1.1b | tail -1)
   args+=(benchmarks/test_throughput.py --llm-preset gpu-gate --llm-model "$model"

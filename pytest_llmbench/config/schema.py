@@ -117,7 +117,9 @@ class RunnerConfig:
     """Repetitions and warm-up of every benchmark."""
 
     repetitions: int = setting(3, ge=1, doc="Measured repetitions per benchmark.")
-    warmup: int = setting(1, ge=0, doc="Unmeasured warm-up runs before the repetitions (minimum).")
+    warmup: int = setting(
+        1, ge=0, doc="Unmeasured warm-up runs before the repetitions (minimum; 0: no warm-up)."
+    )
     warmup_max: int = setting(
         10, ge=0, doc="Most warm-up runs while waiting for throughput to settle."
     )

@@ -123,7 +123,7 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
                 f"throttled: {name}: {r.throttled_repetitions} of {len(r.repetitions)} "
                 f"repetitions ran with the GPU held back{why}"
             )
-        if r.warmup and not r.warmup.get("settled", True):
+        if r.warmup.get("passes") and not r.warmup.get("settled", True):
             out.append(
                 f"warm-up: {name}: throughput had not settled after {r.warmup.get('passes')} "
                 "passes (runner.warmup_max)"

@@ -33,7 +33,7 @@ def test_saved_run_is_what_llm_compare_finds(report: Path, tmp_path: Path) -> No
     assert load_report(saved).results == load_report(report).results
     for compare in ("before-upgrade", "1", ""):  # by name, by number, the latest
         plan = BaselinePlan.create(compare=compare, storage_root=storage, machine=dict(H100))
-        assert plan.baseline_path == saved
+        assert plan.history is not None and plan.history.sources == (str(saved),)
 
 
 def test_runs_are_numbered_and_named_by_time_without_a_name(report: Path, tmp_path: Path) -> None:
