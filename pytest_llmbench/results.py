@@ -115,6 +115,11 @@ class Repetition:
             set_(self, name, tuple(plain_float(x, name) for x in getattr(self, name)))
         if self.good_requests is not None:
             set_(self, "good_requests", plain_int(self.good_requests, "good_requests"))
+        if self.telemetry is not None:
+            telemetry = plain_json(self.telemetry, "telemetry")
+            if not isinstance(telemetry, dict) or not isinstance(telemetry.get("gpus", []), list):
+                raise TypeError("telemetry: expected an object with a 'gpus' list")
+            set_(self, "telemetry", telemetry)
 
     def metrics(self) -> dict[str, float | None]:
         """Scalar metrics of this repetition, the unit of the statistics and of gating."""
@@ -243,6 +248,10 @@ class BenchmarkResult:
         for name in ("config", "workload", "traffic"):
             set_(self, name, plain_json(getattr(self, name), name))
         set_(self, "engine_details", plain_str_dict(self.engine_details))
+        warmup = plain_json({} if self.warmup is None else self.warmup, "warmup")
+        if not isinstance(warmup, dict):
+            raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
+        set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
 
     def aggregate(self) -> dict[str, float | None]:

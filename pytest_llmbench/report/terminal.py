@@ -123,9 +123,10 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
                 f"throttled: {name}: {r.throttled_repetitions} of {len(r.repetitions)} "
                 f"repetitions ran with the GPU held back{why}"
             )
-        if r.warmup.get("passes") and not r.warmup.get("settled", True):
+        warmup = r.warmup or {}
+        if warmup.get("passes") and not warmup.get("settled", True):
             out.append(
-                f"warm-up: {name}: throughput had not settled after {r.warmup.get('passes')} "
+                f"warm-up: {name}: throughput had not settled after {warmup.get('passes')} "
                 "passes (runner.warmup_max)"
             )
     return out

@@ -145,3 +145,28 @@ def test_invalid_report_content(mutate: Any, problem: str) -> None:
 
 def test_report_machine_defaults_are_kept() -> None:
     assert make_report([]).machine == H100
+
+
+def test_a_null_warmup_reads_as_no_warmup_record_and_renders() -> None:
+    from pytest_llmbench.report.terminal import render_summary
+
+    data = json.loads(make_report([make_result()]).to_json())
+    data["results"][0]["warmup"] = None
+    report = Report.from_dict(data, source="b.json")
+    assert report.results[0].warmup == {}
+    assert any("test" in line for line in render_summary(report.results))
+
+
+def test_a_warmup_that_is_not_an_object_is_named() -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    data["results"][0]["warmup"] = [1, 2]
+    with pytest.raises(ReportError, match="b.json: .*warmup: expected an object, found list"):
+        Report.from_dict(data, source="b.json")
+
+
+@pytest.mark.parametrize("telemetry", [[1], {"gpus": 3}])
+def test_a_malformed_telemetry_record_is_named(telemetry: Any) -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    data["results"][0]["repetitions"][0]["telemetry"] = telemetry
+    with pytest.raises(ReportError, match="b.json: .*telemetry: expected an object"):
+        Report.from_dict(data, source="b.json")
