@@ -27,7 +27,7 @@ def test_translation_of_session_config(llm_backend_name, llm_config):
 
 # Each builder returns (what it built, what it must have built) for the parts every config fixes.
 def _vllm(config, translation):
-    from pytest_llmbench.backends.vllm_args import build_vllm_args
+    from pytest_llmbench.backends.vllm.args import build_vllm_args
 
     sampling = build_vllm_args(config, translation).sampling
     built = (sampling["max_tokens"], sampling["min_tokens"])
@@ -35,14 +35,14 @@ def _vllm(config, translation):
 
 
 def _sglang(config, translation):
-    from pytest_llmbench.backends.sglang_args import engine_kwargs, sampling_params
+    from pytest_llmbench.backends.sglang.args import engine_kwargs, sampling_params
 
     sampling_params(config, translation)
     return engine_kwargs(config, translation, "/the/model")["model_path"], "/the/model"
 
 
 def _tensorrt(config, translation):
-    from pytest_llmbench.backends.tensorrt_args import llm_plan
+    from pytest_llmbench.backends.tensorrt.args import llm_plan
 
     return llm_plan(config, translation, "/the/model").kwargs["model"], "/the/model"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.backends.openai_options import OPTION_SPECS as OPENAI_OPTION_SPECS
-from pytest_llmbench.backends.openai_options import OpenAIOptions, options_from_getoption
+from pytest_llmbench.backends.openai.options import OPTION_SPECS as OPENAI_OPTION_SPECS
+from pytest_llmbench.backends.openai.options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
 from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
 from pytest_llmbench.goodput import SLO, parse_slo

@@ -205,7 +205,7 @@ class LLMBenchSession:
 
     def _device_for(self, name: str) -> str:
         if name == "pytorch":
-            from pytest_llmbench.backends.pytorch import resolve_device
+            from pytest_llmbench.backends.pytorch.backend import resolve_device
 
             return resolve_device(self.config.device)
         if name == "openai" and self.options.openai.server_url:

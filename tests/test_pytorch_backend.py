@@ -8,14 +8,14 @@ from hypothesis import strategies as st
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest
-from pytest_llmbench.backends.pytorch_batching import dynamic_batches, static_batches
+from pytest_llmbench.backends.pytorch.batching import dynamic_batches, static_batches
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.errors import UnsupportedParameter
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from pytest_llmbench.backends.pytorch import PytorchBackend  # noqa: E402
+from pytest_llmbench.backends.pytorch.backend import PytorchBackend  # noqa: E402
 from pytest_llmbench.workload.tinymodel import ensure_tiny_model  # noqa: E402
 
 

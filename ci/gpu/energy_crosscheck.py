@@ -16,7 +16,7 @@ import time
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec
-from pytest_llmbench.backends.pytorch import PytorchBackend
+from pytest_llmbench.backends.pytorch.backend import PytorchBackend
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.energy.base import EnergyReading
 from pytest_llmbench.energy.idle import establish_idle
@@ -43,7 +43,9 @@ def main() -> int:
     tokenizer = load_tokenizer(args.model)
     for batch in (int(b) for b in args.batches.split(",")):
         overrides = [f"batching.batch_size={batch}", "max_output_tokens=128"]
-        config = resolve_config(preset=args.preset, overrides=[parse_override(o) for o in overrides])
+        config = resolve_config(
+            preset=args.preset, overrides=[parse_override(o) for o in overrides]
+        )
         spec = BackendSpec(args.model, config, compat.translate(config, "pytorch"), "cuda")
         backend = PytorchBackend(spec)
         backend.start()
@@ -71,7 +73,9 @@ def main() -> int:
                     "counter_updates": r_counter.updates,
                     "sampling_j": round(r_power.energy_j, 1),
                     "power_samples": r_power.updates,
-                    "sampling_vs_counter_pct": round(100 * (r_power.energy_j / r_counter.energy_j - 1), 2),
+                    "sampling_vs_counter_pct": round(
+                        100 * (r_power.energy_j / r_counter.energy_j - 1), 2
+                    ),
                     "idle_w": r_counter.idle_power_w,
                     "avg_w": round(r_counter.average_power_w, 1),
                     "j_per_token_total": round(r_counter.energy_j / tokens, 5),
@@ -83,7 +87,11 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
         backend.close()
     with open(args.out, "w") as f:
-        json.dump({"counter": counter_note, "power": power_note, "idle": str(idle), "rows": rows}, f, indent=2)
+        json.dump(
+            {"counter": counter_note, "power": power_note, "idle": str(idle), "rows": rows},
+            f,
+            indent=2,
+        )
     return 0
 
 

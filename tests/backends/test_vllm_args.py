@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.backends.vllm_args import (
+from pytest_llmbench.backends.vllm.args import (
     VllmArgs,
     build_vllm_args,
     check_against_installed,

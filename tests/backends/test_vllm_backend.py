@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_llmbench.backends.vllm import VllmBackend
+from pytest_llmbench.backends.vllm.backend import VllmBackend
 
 
 def test_capabilities_and_missing_vllm_reason(monkeypatch):
@@ -35,7 +35,7 @@ def test_importing_the_backend_does_not_import_vllm():
     import sys
 
     code = (
-        "import sys, pytest_llmbench.backends.vllm, pytest_llmbench.backends.host; "
+        "import sys, pytest_llmbench.backends.vllm.backend, pytest_llmbench.backends.host; "
         "print('vllm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -22,8 +22,8 @@ import pytest
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest, Schedule
-from pytest_llmbench.backends.sglang import SglangBackend
-from pytest_llmbench.backends.tensorrt import TensorrtBackend, llm_class, materialize
+from pytest_llmbench.backends.sglang.backend import SglangBackend
+from pytest_llmbench.backends.tensorrt.backend import TensorrtBackend, llm_class, materialize
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.errors import BackendUnavailable, ConfigError
 

@@ -12,8 +12,8 @@ import pytest
 
 from pytest_llmbench.backends.base import Backend
 from pytest_llmbench.backends.registry import Registry
-from pytest_llmbench.backends.sglang import SglangBackend
-from pytest_llmbench.backends.tensorrt import TensorrtBackend
+from pytest_llmbench.backends.sglang.backend import SglangBackend
+from pytest_llmbench.backends.tensorrt.backend import TensorrtBackend
 
 BENCHMARKS = Path(__file__).parent.parent.parent / "benchmarks"
 ENGINES = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_llmbench import compat
-from pytest_llmbench.backends import sglang_args, tensorrt_args
+from pytest_llmbench.backends.sglang import args as sglang_args
+from pytest_llmbench.backends.tensorrt import args as tensorrt_args
 from pytest_llmbench.config.load import resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 

@@ -1,7 +1,7 @@
 """SGLang translation: every ``sglang:`` key and universal parameter, refusals and conflicts.
 
 SGLang is not installed here; these pin the mapping onto the ServerArgs / SamplingParams names
-read from sgl-project/sglang (see the module docstring of ``backends/sglang_args.py``).
+read from sgl-project/sglang (see the module docstring of ``backends/sglang/args.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_llmbench import compat
-from pytest_llmbench.backends import sglang_args
 from pytest_llmbench.backends.base import GenerationRequest
+from pytest_llmbench.backends.sglang import args as sglang_args
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError

@@ -1,7 +1,7 @@
 """TensorRT-LLM translation: every ``tensorrt:`` key, the sampling translation, conflicts.
 
 TensorRT-LLM is not installed here; these pin the mapping onto the LLM API names read from
-NVIDIA/TensorRT-LLM (see the module docstring of ``backends/tensorrt_args.py``).
+NVIDIA/TensorRT-LLM (see the module docstring of ``backends/tensorrt/args.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_llmbench import compat
-from pytest_llmbench.backends import tensorrt_args
 from pytest_llmbench.backends.base import GenerationRequest
+from pytest_llmbench.backends.tensorrt import args as tensorrt_args
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError

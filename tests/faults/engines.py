@@ -107,7 +107,7 @@ STAND_IN_SERVER = textwrap.dedent(
 
     _saved = {{}}
     # Through sys.modules, not the package attribute: an inner session may import it afresh.
-    servers = importlib.import_module("pytest_llmbench.backends.servers")
+    servers = importlib.import_module("pytest_llmbench.backends.openai.servers")
 
     def _command(kind, model_path, host, port, flags=(), extra_args=(), python=None):
         return [sys.executable, {str(STAND_IN_SCRIPT)!r}, "--host", host, "--port", str(port),

@@ -69,7 +69,7 @@ def test_engine_killed_mid_run_fails_that_test_and_the_next_restarts_it(
 OOM = textwrap.dedent(
     """
     import torch
-    from pytest_llmbench.backends.pytorch import PytorchBackend
+    from pytest_llmbench.backends.pytorch.backend import PytorchBackend
 
     _generate = PytorchBackend.generate
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest
-from pytest_llmbench.backends.openai import OpenAIBackend
-from pytest_llmbench.backends.openai_options import OpenAIOptions
+from pytest_llmbench.backends.openai.backend import OpenAIBackend
+from pytest_llmbench.backends.openai.options import OpenAIOptions
 from pytest_llmbench.compat import translate
 from pytest_llmbench.config.schema import ExperimentConfig
 

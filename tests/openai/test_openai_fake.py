@@ -11,7 +11,7 @@ import pytest
 from openai_fakes import MODEL_ID, SECRET, FakeServer, make_backend, requests
 
 from pytest_llmbench.backends.base import Schedule
-from pytest_llmbench.backends.openai import OpenAIBackend
+from pytest_llmbench.backends.openai.backend import OpenAIBackend
 from pytest_llmbench.config.schema import DecoderConfig, ExperimentConfig
 from pytest_llmbench.errors import ConfigError, EngineError
 
@@ -144,7 +144,7 @@ def test_refused_connection_is_a_request_error(tiny_model: Path, fake_server: Fa
 
 
 def test_unreachable_server_at_start_names_the_option(tiny_model: Path) -> None:
-    from pytest_llmbench.backends.servers import free_port
+    from pytest_llmbench.backends.openai.servers import free_port
 
     backend = make_backend(tiny_model, server_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(EngineError, match="--llm-server-url"):

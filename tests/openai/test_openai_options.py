@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmbench.backends.openai_options import (
+from pytest_llmbench.backends.openai.options import (
     OpenAIOptions,
     from_mapping,
     from_spec_options,
@@ -70,7 +70,7 @@ def test_pytest_option_roundtrip(pytester: pytest.Pytester) -> None:
     """The plugin declares the options (with ini mirrors) and validates them at configure."""
     pytester.makepyfile(
         """
-        from pytest_llmbench.backends.openai_options import OpenAIOptions
+        from pytest_llmbench.backends.openai.options import OpenAIOptions
         from pytest_llmbench.plugin import SESSION_KEY
 
         def test_it(pytestconfig):

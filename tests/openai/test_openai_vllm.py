@@ -13,7 +13,7 @@ import pytest
 from openai_fakes import make_backend
 
 from pytest_llmbench.backends.base import GenerationRequest
-from pytest_llmbench.backends.openai import OpenAIBackend
+from pytest_llmbench.backends.openai.backend import OpenAIBackend
 from pytest_llmbench.config.engines import VllmConfig
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.goodput import SLO, goodput

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_llmbench.backends import servers
-from pytest_llmbench.backends.servers import (
+from pytest_llmbench.backends.openai import servers
+from pytest_llmbench.backends.openai.servers import (
     ManagedServer,
     build_command,
     engine_flags,
@@ -102,8 +102,8 @@ CONFIG = ExperimentConfig(
 
 def test_served_flags_are_the_offline_engines_arguments(tmp_path: Path) -> None:
     """Same builders as the in-process engines: every setting reaches the server, none invented."""
-    from pytest_llmbench.backends.sglang_args import engine_kwargs
-    from pytest_llmbench.backends.vllm_args import build_vllm_args
+    from pytest_llmbench.backends.sglang.args import engine_kwargs
+    from pytest_llmbench.backends.vllm.args import build_vllm_args
     from pytest_llmbench.compat import translate
 
     engine = build_vllm_args(CONFIG, translate(CONFIG, "vllm"), strict=False).engine

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmbench.backends.openai_sse import SSEError, SSEEvent, SSEParser, parse_data
+from pytest_llmbench.backends.openai.sse import SSEError, SSEEvent, SSEParser, parse_data
 
 STREAM = (
     ": keep-alive ping\n\n"

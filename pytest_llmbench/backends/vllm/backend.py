@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_llmbench.backends.base import (
     Backend,
@@ -48,19 +48,17 @@ from pytest_llmbench.backends.base import (
     GenerationRequest,
     Schedule,
 )
+from pytest_llmbench.backends.overhead import OverheadComparison
 from pytest_llmbench.backends.registry import install_hint
-from pytest_llmbench.backends.vllm_args import (
+from pytest_llmbench.backends.vllm.args import (
+    CPU_ENV_DEFAULTS,
     VllmArgs,
     build_vllm_args,
     check_against_installed,
     forced_length,
 )
+from pytest_llmbench.backends.vllm.overhead import compare_generate
 from pytest_llmbench.errors import EngineError, UnsupportedParameter
-
-if TYPE_CHECKING:
-    from pytest_llmbench.backends.vllm_overhead import OverheadComparison
-
-CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # GiB of KV cache on CPU
 
 _PER_REQUEST = ("max_tokens", "min_tokens", "ignore_eos")
 TIMING_ENGINE = "engine metrics: RequestOutput.metrics first/last token (CLOCK_MONOTONIC)"
@@ -348,8 +346,6 @@ class VllmBackend(Backend):
         harness_first: bool = False,
     ) -> OverheadComparison:
         """Output tok/s of ``generate`` vs the engine called directly, on this engine."""
-        from pytest_llmbench.backends.vllm_overhead import compare_generate
-
         return compare_generate(self, requests, repetitions, warmup, harness_first)
 
     # -- the unified interface ---------------------------------------------------------------------

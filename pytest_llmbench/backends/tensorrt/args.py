@@ -1,7 +1,7 @@
 """ExperimentConfig -> ``tensorrt_llm.LLM(**kwargs)``, SamplingParams fields, trtllm-serve flags.
 
 Pure: nothing here imports TensorRT-LLM; config objects are described as plain dicts that
-``backends/tensorrt.py`` turns into ``KvCacheConfig`` / ``QuantConfig`` / ``BuildConfig``.
+``backends/tensorrt/backend.py`` turns into ``KvCacheConfig`` / ``QuantConfig`` / ``BuildConfig``.
 Written against NVIDIA/TensorRT-LLM (``tensorrt_llm/llmapi/llm_args.py`` at commit
 fcd3f31682808ae56118ae43c1d7864a3a945e6f, ``llmapi/llm.py``
 4c05a74891e4df8066f08ed4ce14b0972abe4e25,

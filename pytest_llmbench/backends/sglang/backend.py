@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_llmbench.backends import sglang_args
 from pytest_llmbench.backends.base import (
     Backend,
     BackendSpec,
@@ -33,6 +32,7 @@ from pytest_llmbench.backends.base import (
     GenerationRequest,
     Schedule,
 )
+from pytest_llmbench.backends.sglang import args as sglang_args
 from pytest_llmbench.backends.streaming import TokenClock, run_schedule
 from pytest_llmbench.errors import BackendUnavailable, EngineError
 

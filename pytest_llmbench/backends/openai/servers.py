@@ -70,18 +70,18 @@ def engine_flags(config: Any, kind: str, model_path: str, scratch_dir: Path) -> 
     from pytest_llmbench.compat import translate
 
     if kind == "vllm":
-        from pytest_llmbench.backends.vllm_args import build_vllm_args
+        from pytest_llmbench.backends.vllm.args import build_vllm_args
 
         engine = build_vllm_args(config, translate(config, "vllm"), strict=False).engine
         # The engine seed, as the in-process backend sets it (vllm.extra.seed wins).
         return vllm_flags({"seed": config.random_seed, **engine})
     if kind == "sglang":
-        from pytest_llmbench.backends.sglang_args import sglang_server_args
+        from pytest_llmbench.backends.sglang.args import sglang_server_args
 
         args = sglang_server_args(config, translate(config, "sglang"), model_path)
         return args[2:]  # after "--model-path PATH"
     if kind == "tensorrt":
-        from pytest_llmbench.backends.tensorrt_args import (
+        from pytest_llmbench.backends.tensorrt.args import (
             trtllm_extra_llm_api_options,
             trtllm_serve_args,
         )
@@ -121,7 +121,7 @@ def server_env(kind: str, device: str, environ: Mapping[str, str] | None = None)
     """Environment added for a managed server: vLLM's CPU defaults, unless already set."""
     environ = os.environ if environ is None else environ
     if kind == "vllm" and device == "cpu":
-        from pytest_llmbench.backends.vllm import CPU_ENV_DEFAULTS
+        from pytest_llmbench.backends.vllm.args import CPU_ENV_DEFAULTS
 
         return {k: v for k, v in CPU_ENV_DEFAULTS.items() if k not in environ}
     return {}

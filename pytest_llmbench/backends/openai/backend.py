@@ -40,14 +40,14 @@ from pytest_llmbench.backends.base import (
     GenerationRequest,
     Schedule,
 )
-from pytest_llmbench.backends.openai_options import OpenAIOptions, from_spec_options
-from pytest_llmbench.backends.openai_sse import SSEError, SSEParser, parse_data
+from pytest_llmbench.backends.openai.options import OpenAIOptions, from_spec_options
+from pytest_llmbench.backends.openai.sse import SSEError, SSEParser, parse_data
 from pytest_llmbench.errors import BackendUnavailable, EngineError
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from pytest_llmbench.backends.servers import ManagedServer
+    from pytest_llmbench.backends.openai.servers import ManagedServer
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class OpenAIBackend(Backend):
         """Start the managed server (when no URL was given), then ask it for its model name."""
         self.options.api_key()  # an unset key variable fails here, not in every request
         if self._base_url is None:
-            from pytest_llmbench.backends.servers import (
+            from pytest_llmbench.backends.openai.servers import (
                 ManagedServer,
                 engine_flags,
                 missing_server,

@@ -22,6 +22,8 @@ from pytest_llmbench.config.engines import VllmConfig
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError, UnsupportedParameter
 
+CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # GiB of KV cache on CPU
+
 VLLM_DEFAULTS = VllmConfig()
 
 # Engine arguments the universal translation produces that equal vLLM's own default when they

@@ -15,7 +15,7 @@ from pytest_llmbench.backends.base import (
     EngineInfo,
     GenerationRequest,
 )
-from pytest_llmbench.backends.pytorch_batching import dynamic_batches, static_batches
+from pytest_llmbench.backends.pytorch.batching import dynamic_batches, static_batches
 from pytest_llmbench.backends.registry import install_hint
 from pytest_llmbench.errors import BackendUnavailable, UnsupportedParameter
 

@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_llmbench.backends import tensorrt_args
 from pytest_llmbench.backends.base import (
     Backend,
     BackendSpec,
@@ -32,6 +31,7 @@ from pytest_llmbench.backends.base import (
     Schedule,
 )
 from pytest_llmbench.backends.streaming import TokenClock, run_schedule
+from pytest_llmbench.backends.tensorrt import args as tensorrt_args
 from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError
 
 NOT_INSTALLED = "tensorrt_llm is not installed: pip install pytest-llmbench[tensorrt]"
