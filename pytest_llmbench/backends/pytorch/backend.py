@@ -15,12 +15,16 @@ from pytest_llmbench.backends.base import (
     EngineInfo,
     GenerationRequest,
 )
+from pytest_llmbench.backends.overhead import OverheadComparison
 from pytest_llmbench.backends.pytorch.batching import dynamic_batches, static_batches
+from pytest_llmbench.backends.pytorch.cache import StaticCaches, cuda_graph_state
+from pytest_llmbench.backends.pytorch.overhead import compare_generate
+from pytest_llmbench.backends.pytorch.timing import StepClock
 from pytest_llmbench.backends.registry import install_hint
 from pytest_llmbench.errors import BackendUnavailable, UnsupportedParameter
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 _SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p")
 
@@ -30,26 +34,6 @@ def resolve_dtype(precision: str, device: str) -> str:
     if precision != "auto":
         return precision
     return "bfloat16" if device == "cuda" else "float32"
-
-
-class _StepClock:
-    """A stopping criterion that never stops: it timestamps every decoding step.
-
-    transformers calls stopping criteria once per generated token, after the token is appended,
-    and the step already synchronises to check for finished sequences, so this costs one
-    ``perf_counter`` call per step.
-    """
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def __call__(
-        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
-    ) -> torch.Tensor:
-        import torch
-
-        self.times.append(time.perf_counter())
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 class PytorchBackend(Backend):
@@ -62,6 +46,8 @@ class PytorchBackend(Backend):
         self._model: Any = None
         self._draft: Any = None
         self._tokenizer: Any = None
+        self._static: StaticCaches | None = None  # reused static KV caches (cache.py)
+        self._timing = ""
 
     @classmethod
     def check_available(cls) -> str | None:
@@ -124,15 +110,18 @@ class PytorchBackend(Backend):
         if "device_map" not in kwargs:
             model.to(self.spec.device)
         model.eval()
+        draft = cfg.pytorch.assisted_generation.model
         if cfg.pytorch.cache_implementation == "static":
-            model.generation_config.cache_implementation = "static"
+            if draft or not cfg.pytorch.use_cache:
+                model.generation_config.cache_implementation = "static"  # transformers decides
+            else:
+                self._static = StaticCaches(model)
         tc = cfg.pytorch.torch_compile
         if tc.enabled:
             model.forward = torch.compile(
                 model.forward, mode=tc.mode, fullgraph=tc.fullgraph, backend=tc.backend
             )
         self._model = model
-        draft = cfg.pytorch.assisted_generation.model
         if draft:
             if cfg.batching.batch_size != 1:
                 raise UnsupportedParameter(
@@ -198,16 +187,22 @@ class PytorchBackend(Backend):
         device = self._model.device
         input_ids = torch.tensor(ids, dtype=torch.long, device=device)
         attention = torch.tensor(mask, dtype=torch.long, device=device)
-        clock = _StepClock()
+        clock = StepClock(device)
         kwargs = dict(base_kwargs)
         kwargs["max_new_tokens"] = max(r.max_output_tokens for r in batch)
         kwargs["min_new_tokens"] = min(r.min_output_tokens for r in batch)
         kwargs["stopping_criteria"] = StoppingCriteriaList([clock])
-        with torch.inference_mode():
+        clock.start()
+        with torch.inference_mode():  # the static cache is built and reset in it, like its use
+            if self._static is not None:
+                length = width + kwargs["max_new_tokens"]
+                kwargs["past_key_values"] = self._static.get(len(batch), length)
             out = self._model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         if self.spec.device == "cuda":
             torch.cuda.synchronize()
         end = time.perf_counter()
+        step_times = clock.times_s()
+        self._timing = clock.method
         sequences = out.sequences if hasattr(out, "sequences") else out
         generated = sequences[:, width:].tolist()
         eos = tok.eos_token_id
@@ -215,7 +210,7 @@ class PytorchBackend(Backend):
         for req, row in zip(batch, generated, strict=True):
             n = _generated_length(row, eos, req.min_output_tokens)
             n = min(n, req.max_output_tokens)
-            times = tuple(clock.times[:n])
+            times = tuple(step_times[:n])
             completions.append(
                 Completion(
                     request_id=req.request_id,
@@ -235,14 +230,25 @@ class PytorchBackend(Backend):
 
         if self._model is None:
             raise RuntimeError("start() was not called")
-        torch.manual_seed(self.spec.config.random_seed)
         base_kwargs = self.generate_kwargs()
+        if base_kwargs.get("do_sample"):  # greedy draws nothing; seeding costs ~0.3 ms a call
+            torch.manual_seed(self.spec.config.random_seed)
         submitted = time.perf_counter()  # offline: every request arrives now, batches queue
         by_id: dict[str, Completion] = {}
         for batch in self._batches(requests):
             for c in self._run_batch(batch, submitted, base_kwargs):
                 by_id[c.request_id] = c
         return [by_id[r.request_id] for r in requests]
+
+    def harness_overhead(
+        self,
+        requests: Sequence[GenerationRequest],
+        repetitions: int = 5,
+        warmup: bool = True,
+        harness_first: bool = False,
+    ) -> OverheadComparison:
+        """Output tok/s of ``generate`` vs transformers' ``generate`` called by hand, same model."""
+        return compare_generate(self, requests, repetitions, warmup, harness_first)
 
     # -- the unified interface ---------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -296,6 +302,16 @@ class PytorchBackend(Backend):
             details["attn_implementation"] = str(
                 getattr(self._model.config, "_attn_implementation", "")
             )
+            if self._static is not None:
+                details["static_cache"] = (
+                    "built once per batch shape, early-initialised, reset per call"
+                    if self._static.early_initialised
+                    else "built once per batch shape, reset per call"
+                )
+                if self.spec.device == "cuda":
+                    details["cuda_graphs"] = cuda_graph_state(self._model.device.index or 0)
+        if self._timing:
+            details["token_timing"] = self._timing
         devices: tuple[int, ...] = ()
         if self.spec.device == "cuda" and self._model is not None:
             devices = tuple(sorted({p.device.index or 0 for p in self._model.parameters()}))
@@ -311,6 +327,9 @@ class PytorchBackend(Backend):
     def close(self) -> None:
         self._model = None
         self._draft = None
+        if self._static is not None:
+            self._static.clear()
+            self._static = None
         if self.spec.device == "cuda":
             import torch
 

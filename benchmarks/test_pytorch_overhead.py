@@ -1,0 +1,62 @@
+"""Harness overhead on transformers: output tok/s through the plugin vs ``generate`` by hand.
+
+The same workload runs on the same model object two ways, interleaved over rounds so that drift
+hits both alike: transformers' ``model.generate`` written as a user would (inputs padded and on
+the device once, the same generation settings and forced length, the static cache passed and
+reset where the preset asks for one), and ``PytorchBackend.generate``, the path every benchmark
+takes (per-token timestamps, per-request Completions). Both run in this process.
+
+    pytest benchmarks/test_pytorch_overhead.py --llm-backend pytorch -s
+    pytest benchmarks/test_pytorch_overhead.py --llm-backend pytorch \
+        --llm-preset pytorch-optimized --llm-set batching.batch_size=64 --llm-model MODEL -s
+
+``LLMBENCH_OVERHEAD_ROUNDS`` (default 6) and ``LLMBENCH_OVERHEAD_PROMPTS`` (default: one batch,
+``batching.batch_size`` prompts) set the rounds and the prompts per run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+import pytest
+
+from pytest_llmbench.workload.prompts import build_requests
+from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "6"))
+
+
+def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_property):
+    if llm_backend.name != "pytorch":
+        pytest.skip("measures the pytorch backend's harness against transformers itself")
+    assert ROUNDS >= 2 and ROUNDS % 2 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be even"
+    prompts = int(os.environ.get("LLMBENCH_OVERHEAD_PROMPTS", llm_config.batching.batch_size))
+    workload = llm_bench.workload("overhead", num_prompts=prompts)  # lengths from the config
+    tokenizer = load_tokenizer(llm_backend.spec.model_path)
+    requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
+    backend = llm_backend.backend  # in process: the PytorchBackend itself
+
+    backend.harness_overhead(requests, 1)  # warm-up (and compilation) of both paths
+    rounds = [backend.harness_overhead(requests, 1, False, i % 2 == 1) for i in range(ROUNDS)]
+    direct = statistics.median(r.direct_tok_s for r in rounds)
+    harness = statistics.median(r.harness_tok_s for r in rounds)
+    details = backend.info().details
+    summary = {
+        "output_tokens_per_run": rounds[0].output_tokens,
+        "batch_size": llm_config.batching.batch_size,
+        "rounds": ROUNDS,
+        "direct_tok_s": round(direct, 1),
+        "backend_generate_tok_s": round(harness, 1),
+        "ratio": round(harness / direct, 3),
+        "round_ratios": [round(r.ratio, 3) for r in rounds],
+        "token_timing": details.get("token_timing", ""),
+        "static_cache": details.get("static_cache", "transformers' own (dynamic)"),
+        "cuda_graphs": details.get("cuda_graphs", "not applicable"),
+    }
+    record_property("pytorch_harness_overhead", summary)
+    print(f"\npytorch harness overhead: {summary}")
+    # The plugin's path must not be the bottleneck. The bound leaves room for run-to-run noise on
+    # a busy 2-core CPU machine (several percent); on a GPU the recorded ratio is the claim
+    # (docs/performance.md), and it is read there, not asserted at 2% here.
+    assert 0.85 < harness / direct < 1.15, summary

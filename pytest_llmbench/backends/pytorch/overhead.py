@@ -1,0 +1,94 @@
+"""The direct transformers path for :mod:`pytest_llmbench.backends.overhead`: generate by hand.
+
+What a user writes after reading transformers' docs, on the backend's own model object: inputs
+padded and moved to the device once, the same generation settings (``generate_kwargs``), the
+forced length as ``min_new_tokens``/``max_new_tokens``, and where the config asks for a static
+cache, one ``StaticCache`` passed as ``past_key_values`` and reset between calls (the backend's
+own, so the compiled decode step sees the same cache addresses on both paths). The generated ids
+are copied to the host, as a user needs them. Only the ``generate`` calls are timed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pytest_llmbench.backends.base import Completion, GenerationRequest
+from pytest_llmbench.backends.overhead import OverheadComparison, compare_paths
+from pytest_llmbench.backends.pytorch.cache import StaticCaches
+
+
+class HeldModel(Protocol):
+    """What the comparison needs of the backend (a protocol: this module never imports it)."""
+
+    _model: Any
+    _tokenizer: Any
+    _static: StaticCaches | None
+
+    def generate_kwargs(self) -> dict[str, Any]: ...
+
+    def _batches(self, requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]: ...
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
+
+
+def compare_generate(
+    backend: HeldModel,
+    requests: Sequence[GenerationRequest],
+    repetitions: int = 5,
+    warmup: bool = True,
+    harness_first: bool = False,
+) -> OverheadComparison:
+    """Time ``backend.generate(requests)`` against ``model.generate`` called by hand."""
+    import torch
+
+    model, pad = backend._model, backend._tokenizer.pad_token_id
+    settings = backend.generate_kwargs()
+    for length in ("max_new_tokens", "min_new_tokens"):  # per batch, below, as the backend does
+        settings.pop(length, None)
+    prepared = []
+    for batch in backend._batches(requests):
+        width = max(r.input_tokens for r in batch)
+        ids = [[pad] * (width - r.input_tokens) + list(r.prompt_token_ids) for r in batch]
+        mask = [[0] * (width - r.input_tokens) + [1] * r.input_tokens for r in batch]
+        prepared.append(
+            (
+                torch.tensor(ids, dtype=torch.long, device=model.device),
+                torch.tensor(mask, dtype=torch.long, device=model.device),
+                max(r.max_output_tokens for r in batch),
+                min(r.min_output_tokens for r in batch),
+            )
+        )
+
+    def direct() -> int:
+        tokens = 0
+        with torch.inference_mode():
+            for input_ids, attention_mask, longest, shortest in prepared:
+                extra: dict[str, Any] = {}
+                if backend._static is not None:
+                    width = input_ids.shape[1]
+                    extra["past_key_values"] = backend._static.get(len(input_ids), width + longest)
+                out = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=longest,
+                    min_new_tokens=shortest,
+                    **settings,
+                    **extra,
+                )
+                sequences = out.sequences if hasattr(out, "sequences") else out
+                tokens += sequences[:, input_ids.shape[1] :].cpu().numel()
+        return tokens
+
+    def harness() -> int:
+        return sum(c.output_tokens for c in backend.generate(requests))
+
+    return compare_paths(
+        "generate",
+        direct,
+        harness,
+        expected_tokens=sum(r.max_output_tokens for r in requests),
+        repetitions=repetitions,
+        warmup=warmup,
+        harness_first=harness_first,
+    )
