@@ -48,7 +48,9 @@ def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_pro
         "rounds": ROUNDS,
         "direct_tok_s": round(direct, 1),
         "backend_generate_tok_s": round(harness, 1),
-        "ratio": round(harness / direct, 3),
+        # Each round pairs the two paths back to back; the median of those paired ratios is the
+        # claim (a ratio of medians would mix rounds whose conditions differ).
+        "ratio": round(statistics.median(r.ratio for r in rounds), 3),
         "round_ratios": [round(r.ratio, 3) for r in rounds],
         "token_timing": details.get("token_timing", ""),
         "static_cache": details.get("static_cache", "transformers' own (dynamic)"),
@@ -59,4 +61,4 @@ def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_pro
     # The plugin's path must not be the bottleneck. The bound leaves room for run-to-run noise on
     # a busy 2-core CPU machine (several percent); on a GPU the recorded ratio is the claim
     # (docs/performance.md), and it is read there, not asserted at 2% here.
-    assert 0.85 < harness / direct < 1.15, summary
+    assert 0.85 < summary["ratio"] < 1.15, summary

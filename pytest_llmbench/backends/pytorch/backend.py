@@ -308,8 +308,8 @@ class PytorchBackend(Backend):
                     if self._static.early_initialised
                     else "built once per batch shape, reset per call"
                 )
-                if self.spec.device == "cuda":
-                    details["cuda_graphs"] = cuda_graph_state(self._model.device.index or 0)
+            if self.spec.device == "cuda":  # whichever way the decode step was compiled, if at all
+                details["cuda_graphs"] = cuda_graph_state(self._model.device.index or 0)
         if self._timing:
             details["token_timing"] = self._timing
         devices: tuple[int, ...] = ()
