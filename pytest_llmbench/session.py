@@ -210,6 +210,8 @@ class LLMBenchSession:
             return resolve_device(self.config.device)
         if name == "openai" and self.options.openai.server_url:
             return "remote"  # another machine's energy is not ours to measure
+        if name == "llamacpp" and not self.config.llamacpp.extra.get("n_gpu_layers"):
+            return "cpu"  # llama.cpp computes on the CPU unless layers are offloaded to a GPU
         from pytest_llmbench.backends.registry import _cuda_available
 
         return "cuda" if _cuda_available() and self.config.device != "cpu" else "cpu"

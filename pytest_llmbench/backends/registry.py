@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "sglang": "pytest_llmbench.backends.sglang:SglangBackend",
     "tensorrt": "pytest_llmbench.backends.tensorrt:TensorrtBackend",
     "openai": "pytest_llmbench.backends.openai:OpenAIBackend",
+    "llamacpp": "pytest_llmbench.backends.llamacpp:LlamacppBackend",
 }
 
 AUTO = "auto"

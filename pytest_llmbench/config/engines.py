@@ -1,4 +1,4 @@
-"""Engine-only config sections: ``vllm:``, ``sglang:``, ``tensorrt:``.
+"""Engine-only config sections: ``vllm:``, ``sglang:``, ``tensorrt:``, ``llamacpp:``.
 
 Each key mirrors the engine's own argument; the mapping onto the installed engine's API lives in
 the engine's backend module, which reports keys the installed release no longer has.
@@ -144,3 +144,24 @@ class TensorrtConfig:
         None, doc="LLM API backend; null is the release default."
     )
     extra: dict[str, Any] = setting(factory=dict, doc="Passed verbatim to tensorrt_llm.LLM(...).")
+
+
+@dataclass(frozen=True)
+class LlamacppConfig:
+    """llama.cpp settings (``llama_cpp.Llama`` / llama.cpp's OpenAI server)."""
+
+    quantization: Literal["f32", "f16", "bf16", "q8_0"] | None = setting(
+        None,
+        doc="Tensor type of the GGUF converted from a model directory; null follows fp_precision "
+        "(auto and float32: f32, float16: f16, bfloat16: bf16). Ignored for a .gguf model.",
+    )
+    n_threads: int | None = setting(
+        None, ge=1, doc="Threads for generation; null: llama-cpp-python's half the logical CPUs."
+    )
+    n_threads_batch: int | None = setting(
+        None, ge=1, doc="Threads for prompt processing; null: all logical CPUs."
+    )
+    n_ctx: int = setting(2048, ge=16, doc="Context length in tokens (prompt plus output).")
+    n_batch: int = setting(512, ge=1, doc="Prompt tokens per llama_decode call.")
+    flash_attn: bool = setting(False, doc="Flash attention (llama.cpp's CPU kernel too).")
+    extra: dict[str, Any] = setting(factory=dict, doc="Passed verbatim to llama_cpp.Llama(...).")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_llmbench.config.engines import SglangConfig, TensorrtConfig, VllmConfig
+from pytest_llmbench.config.engines import LlamacppConfig, SglangConfig, TensorrtConfig, VllmConfig
 from pytest_llmbench.config.fields import setting
 from pytest_llmbench.errors import ConfigError
 
@@ -201,6 +201,7 @@ class ExperimentConfig:
     vllm: VllmConfig = setting(factory=VllmConfig, doc="vLLM settings.")
     sglang: SglangConfig = setting(factory=SglangConfig, doc="SGLang settings.")
     tensorrt: TensorrtConfig = setting(factory=TensorrtConfig, doc="TensorRT-LLM settings.")
+    llamacpp: LlamacppConfig = setting(factory=LlamacppConfig, doc="llama.cpp settings.")
 
     def validate(self, path: str) -> None:
         if self.min_output_tokens is not None and self.min_output_tokens > self.max_output_tokens:

@@ -56,14 +56,22 @@ class Workload:
 def _stable_ids(
     tokenizer: Tokenizer, ids: list[int], length: int, rng: random.Random, pool: list[int]
 ) -> list[int]:
-    """Ids of exactly ``length`` tokens whose decode -> encode round trip returns them unchanged."""
+    """Ids of exactly ``length`` tokens whose decode -> encode round trip returns them unchanged.
+
+    The whole text must encode back to the ids, not only its first ``length`` tokens: a last
+    token holding part of a UTF-8 character decodes to U+FFFD, whose three bytes encode to more
+    tokens, so a text protocol would send a longer prompt. Such a last token is redrawn.
+    """
     for _ in range(20):
         text = tokenizer.decode(ids)
-        again = tokenizer.encode(text)[:length]
+        encoded = tokenizer.encode(text)
+        if encoded == ids:
+            return ids
+        again = encoded[:length]
         while len(again) < length:
             again.append(rng.choice(pool))
-        if again == ids:
-            return ids
+        if again == ids:  # equal up to the length: the text runs longer, so redraw the end
+            again[-1] = rng.choice(pool)
         ids = again
     return ids  # token-id protocols use the ids directly; only text protocols see drift
 

@@ -83,17 +83,19 @@ def make_app(state: FakeState) -> web.Application:
             role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
             await resp.write(f"data: {json.dumps(role)}\n\n".encode())
         tokens = state.tokens
-        if mode == "multi":  # two tokens per event
+        if mode in ("multi", "no_usage_multi"):  # two tokens per event
             tokens = ["".join(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
+        # "length" only when max_tokens tokens went out, as a real server says it; else "stop".
+        ended = "length" if len(state.tokens) == body.get("max_tokens") else "stop"
         for i, text in enumerate(tokens):
             await asyncio.sleep(state.delay_s)
             last = i == len(tokens) - 1
-            finish = "length" if last and mode != "no_done" else None
+            finish = ended if last and mode != "no_done" else None
             await resp.write(_chunk(text, chat, finish))
         if mode == "no_done":
             await resp.write_eof()
             return resp
-        if mode != "no_usage":
+        if mode not in ("no_usage", "no_usage_multi"):
             n = len(state.tokens) if state.usage_tokens is None else state.usage_tokens
             usage = {"prompt_tokens": len(body.get("prompt") or []) or 11, "completion_tokens": n}
             await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())

