@@ -54,18 +54,14 @@ def test_llamacpp_section_and_universal_parameters_translate() -> None:
         "min_p": 0.0,
         "repeat_penalty": 1.1,
     }
-    assert server_args(s) == [
-        "--n_ctx",
-        "512",
-        "--n_batch",
-        "512",
-        "--n_threads",
-        "2",
-        "--flash_attn",
-        "true",
-        "--seed",
-        "5",
-    ]
+    assert server_args(s.config, native=False) == [
+        "--n_ctx", "512", "--n_batch", "512", "--n_threads", "2", "--flash_attn", "true",
+        "--seed", "5", "--interrupt_requests", "false",
+    ]  # fmt: skip
+    assert server_args(s.config, native=True) == [
+        "--ctx-size", "512", "--batch-size", "512", "--threads", "2", "--flash-attn", "on",
+        "--seed", "5",
+    ]  # fmt: skip
 
 
 def test_greedy_is_temperature_zero_and_precision_picks_the_gguf_type() -> None:
