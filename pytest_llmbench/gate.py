@@ -252,7 +252,8 @@ class Comparison:
                 f"{_change(r.change, r.relative)} (noise band ±{band}, rule {_rule_text(r)})"
             )
         for r in self.unmeasured:
-            out.append(f"  not measured: {_short_test(r.test_id)} {r.metric}")
+            why = f" ({r.detail})" if r.detail and r.detail != "current run" else ""
+            out.append(f"  not measured: {_short_test(r.test_id)} {r.metric}{why}")
         return out
 
     def table(self) -> str:

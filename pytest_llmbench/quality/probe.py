@@ -17,7 +17,7 @@ PROBE_PROPERTY = "llmbench_probe"  # key under which a probe rides on the test r
 PROMPTS = 4
 PROMPT_TOKENS = 32
 OUTPUT_TOKENS = 32
-STRIDE = 128  # prompts are slices of the reference text this many tokens apart
+STRIDE = 64  # prompts are slices of the reference prefix this many tokens apart
 PROBE_ID = f"{REFERENCE_TEXT}:{PROMPTS}x{PROMPT_TOKENS}->{OUTPUT_TOKENS}"
 
 
