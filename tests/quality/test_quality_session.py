@@ -33,7 +33,8 @@ QUALITY_CONFTEST = textwrap.dedent(
             pass
 
         def tokens(self, request):
-            return tuple((request.prompt_token_ids[0] + k) % 97 for k in range(request.max_output_tokens))
+            first = request.prompt_token_ids[0]
+            return tuple((first + k) % 97 for k in range(request.max_output_tokens))
 
         def generate(self, requests):
             out = []
