@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.quality.probe import PROBE_PROPERTY, ProbeOutput
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
 
 if TYPE_CHECKING:
@@ -66,16 +67,22 @@ class ResultCollector:
         self.html_path = html_path
         self.plan = plan
         self.results: list[BenchmarkResult] = []
+        self.probes: list[ProbeOutput] = []  # one per engine started in this session (or worker)
         self.started_at = _now()
         self.outcome: Outcome | None = None
         self.write_error: str | None = None  # why the last write failed; None once one succeeds
 
     def report(self, *, complete: bool) -> dict[str, Any]:
+        from pytest_llmbench.quality.agreement import agreement_section
         from pytest_llmbench.report.json_report import build_report
 
         finished = _now() if complete else None
         return build_report(
-            self.results, complete=complete, started_at=self.started_at, finished_at=finished
+            self.results,
+            complete=complete,
+            started_at=self.started_at,
+            finished_at=finished,
+            agreement=agreement_section(self.probes),
         )
 
     def write(self, report: dict[str, Any]) -> bool:
@@ -101,10 +108,14 @@ class ResultCollector:
             return
         added = False
         for key, value in report.user_properties:
+            if key not in (USER_PROPERTY, PROBE_PROPERTY):
+                continue
+            data: dict[str, Any] = value if isinstance(value, dict) else json.loads(str(value))
             if key == USER_PROPERTY:
-                data: dict[str, Any] = value if isinstance(value, dict) else json.loads(str(value))
                 self.results.append(BenchmarkResult.from_dict(data))
-                added = True
+            else:
+                self.probes.append(ProbeOutput.from_dict(data))
+            added = True
         if added:
             self.write(self.report(complete=False))
 
@@ -134,11 +145,14 @@ class ResultCollector:
             session.exitstatus = self.outcome.exit_code
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.results:
-            from pytest_llmbench.report.terminal import render_summary
+        if self.results or self.probes:
+            from pytest_llmbench.quality.agreement import agreement_section
+            from pytest_llmbench.report.terminal import render_agreement, render_summary
 
             terminalreporter.write_sep("=", "llmbench summary")
             for line in render_summary(self.results):
+                terminalreporter.write_line(line)
+            for line in render_agreement(agreement_section(self.probes)):
                 terminalreporter.write_line(line)
             if self.json_path and self.write_error is None:
                 terminalreporter.write_line(f"JSON report: {self.json_path}")

@@ -59,3 +59,8 @@ class MixedBackendsError(LLMBenchError):
 
 class StorageError(LLMBenchError):
     """A saved run cannot be found or written in the storage folder."""
+
+
+class QualityUnavailable(LLMBenchError):
+    """A backend cannot give what a quality check needs (log-probs, greedy token ids); the
+    message is the reason, shown as ``unavailable (reason)``."""

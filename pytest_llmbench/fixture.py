@@ -14,6 +14,7 @@ from pytest_llmbench.goodput import slo_to_dict
 from pytest_llmbench.results import BenchmarkResult
 from pytest_llmbench.runner import RunSettings, run_benchmark
 from pytest_llmbench.session import EngineHandle, LLMBenchSession
+from pytest_llmbench.speculative import SpeculativeCounters
 from pytest_llmbench.workload.prompts import Workload, build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
@@ -116,6 +117,8 @@ class LLMBench:
         tokenizer = load_tokenizer(self.engine.spec.model_path)
         requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
         runner = self._session.config.runner
+        quality = self._session.quality(self.engine)
+        spec_before = self.engine.backend.speculative_counters()
         started = _now()
         try:
             warmup, repetitions = run_benchmark(
@@ -137,6 +140,7 @@ class LLMBench:
             raise
         # Details may describe the last run (e.g. how a server's tokens were counted): ask again.
         info = self.engine.backend.info()
+        speculative = _speculative(spec_before, self.engine.backend.speculative_counters())
         test_id = self._test_id if label is None else f"{self._test_id}::{label}"
         result = BenchmarkResult(
             test_id=test_id,
@@ -160,7 +164,19 @@ class LLMBench:
             finished_at=_now(),
             engine_details=dict(info.details),
             warmup=warmup.to_dict(),
+            quality=quality.section(),
+            speculative=speculative,
         )
         self.results.append(result)
         self._record(result)
         return result
+
+
+def _speculative(
+    before: SpeculativeCounters | None, after: SpeculativeCounters | None
+) -> dict[str, Any] | None:
+    """The ``speculative`` section: counts over this call (warm-up and repetitions)."""
+    if after is None:
+        return None
+    counts = after - before if before is not None else after
+    return counts.to_dict()

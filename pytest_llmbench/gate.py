@@ -252,7 +252,8 @@ class Comparison:
                 f"{_change(r.change, r.relative)} (noise band ±{band}, rule {_rule_text(r)})"
             )
         for r in self.unmeasured:
-            out.append(f"  not measured: {_short_test(r.test_id)} {r.metric}")
+            why = f" ({r.detail})" if r.detail and r.detail != "current run" else ""
+            out.append(f"  not measured: {_short_test(r.test_id)} {r.metric}{why}")
         return out
 
     def table(self) -> str:
@@ -479,9 +480,14 @@ def judge_history(
 ) -> tuple[Verdict, float, float]:
     """The verdict of ``rule`` on a noise model: (verdict, change, band) on the rule's scale.
 
-    A regression exceeds both the threshold and the one-sided band at level ``alpha``."""
+    A regression exceeds both the threshold and the one-sided band at level ``alpha``. A
+    deterministic metric (perplexity, token agreement) has no between-run noise to learn: with
+    one history run its band is 0, and identical history gives a band of 0 rather than a
+    division by zero, so the threshold alone decides."""
     base = noise.history_mean
     band = noise.band(alpha)
+    if rule.spec.deterministic and not math.isfinite(band):
+        band = 0.0
     if rule.relative:
         change = noise.change / base if base else math.nan
         band = band / abs(base) if base else math.inf
@@ -532,6 +538,8 @@ def _metric_rows(
     base = [b for run in runs for b in run]
     for rule, gated in rules:
         spec = rule.spec
+        if spec.scope == "pair":  # judged on the agreement section: _pair_rows
+            continue
         common: dict[str, Any] = {
             "test_id": cur.test_id,
             "backend": cur.backend,
@@ -576,9 +584,78 @@ def _metric_rows(
                 verdict = Verdict.MISSING_IN_BASELINE if not history else Verdict.MISSING_IN_CURRENT
             out.append(Row(**common, verdict=verdict, detail=f"{side}: no {rule.metric} values"))
             continue
-        out.append(
-            _Pending(common, rule, gated, history, current, extra_detail, forced, min_history)
-        )
+        need = 1 if spec.deterministic else min_history
+        out.append(_Pending(common, rule, gated, history, current, extra_detail, forced, need))
+    return out
+
+
+PAIR_TEST_ID = "agreement"  # the test id of gate rows about pairs of backends
+
+
+def pair_key(entry: dict[str, Any]) -> tuple[tuple[str, ...], str, str]:
+    """What identifies "the same pair" across runs: its backends, the model, the probe."""
+    return (
+        tuple(sorted(str(b) for b in entry.get("backends", []))),
+        model_key(str(entry.get("model", ""))),
+        str(entry.get("probe", "")),
+    )
+
+
+def _pair_rows(
+    history: Sequence[Report],
+    current: Report,
+    rules: Sequence[tuple[Rule, bool]],
+    forced: Verdict | None,
+) -> list[Row | _Pending]:
+    """Rows of pair-scoped metrics (token agreement): each pair of the current run against the
+    same pair in the history's agreement sections. Pairs are never pooled with each other."""
+    from pytest_llmbench.quality.agreement import pair_name
+
+    pair_rules = [(rule, gated) for rule, gated in rules if rule.spec.scope == "pair"]
+    if not pair_rules:
+        return []
+    out: list[Row | _Pending] = []
+    if not current.agreement:
+        for rule, gated in pair_rules:
+            out.append(
+                Row(
+                    PAIR_TEST_ID,
+                    "-",
+                    rule.metric,
+                    Verdict.UNMEASURED if gated else Verdict.MISSING_IN_CURRENT,
+                    relative=rule.relative,
+                    rule=rule if gated else None,
+                    detail="no pair of backends in this run: it needs two or more --llm-backend",
+                )
+            )
+        return out
+    for entry in current.agreement:
+        key = pair_key(entry)
+        for rule, gated in pair_rules:
+            common: dict[str, Any] = {
+                "test_id": PAIR_TEST_ID,
+                "backend": pair_name(entry),
+                "metric": rule.metric,
+                "relative": rule.relative,
+                "rule": rule if gated else None,
+            }
+            value = entry.get(rule.metric)
+            if not isinstance(value, (int, float)):
+                verdict = Verdict.UNMEASURED if gated else Verdict.MISSING_IN_CURRENT
+                detail = f"current run: unavailable ({entry.get('unavailable')})"
+                out.append(Row(**common, verdict=verdict, detail=detail))
+                continue
+            runs = [
+                [float(v)]
+                for report in history
+                for old in report.agreement
+                if pair_key(old) == key and isinstance(v := old.get(rule.metric), (int, float))
+            ]
+            if not runs:
+                detail = f"history: no {rule.metric} of this pair"
+                out.append(Row(**common, verdict=Verdict.MISSING_IN_BASELINE, detail=detail))
+                continue
+            out.append(_Pending(common, rule, gated, runs, [float(value)], "", forced, 1))
     return out
 
 
@@ -751,6 +828,7 @@ def compare(
             energy_notes=energy_notes,
             min_history=min_history,
         )
+    items += _pair_rows(history, current, rule_set, gpu_forced)
     gated_judged = sum(
         1 for item in items if isinstance(item, _Pending) and item.gated and item.judged
     )

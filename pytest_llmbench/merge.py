@@ -71,4 +71,6 @@ def merge_reports(reports: Sequence[Report], allow_mixed: bool = False) -> Repor
         complete=all(report.complete for report in reports),
         machine=_merge_machines(reports),
         mixed_backends=mixed or any(report.mixed_backends for report in reports),
+        # Each entry compares two backends of one session: kept as it was, never recombined.
+        agreement=tuple(entry for report in reports for entry in report.agreement),
     )

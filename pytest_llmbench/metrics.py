@@ -24,6 +24,12 @@ class Metric:
     better: Better
     description: str
     energy: bool = False  # needs an energy reading; gates on it skip when energy is unavailable
+    # Same weights, same input, same value on every run (up to kernel rounding): the gate judges
+    # it by its threshold from the first history run, with no between-run noise to learn.
+    deterministic: bool = False
+    # "repetition": one value per repetition; "result": one per result (perplexity); "pair": one
+    # per pair of backends of a session (the report's agreement section)
+    scope: str = "repetition"
 
     @property
     def worse_sign(self) -> int:
@@ -67,6 +73,22 @@ def _catalogue() -> dict[str, Metric]:
         ),
         Metric("energy_per_request", "J/req", Better.LOWER, "joules per request", energy=True),
         Metric("average_power_w", "W", Better.LOWER, "average power over the window", energy=True),
+        Metric(
+            "perplexity",
+            "ppl",
+            Better.LOWER,
+            "perplexity of the shipped reference text (quality.perplexity)",
+            deterministic=True,
+            scope="result",
+        ),
+        Metric(
+            "token_agreement",
+            "fraction",
+            Better.HIGHER,
+            "greedy-probe agreement of two backends of one session (agreement section)",
+            deterministic=True,
+            scope="pair",
+        ),
     ]
     return {m.name: m for m in items}
 

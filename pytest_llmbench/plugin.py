@@ -177,7 +177,9 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
             name, required
         )
         if not reason:
-            return session.engine(name)
+            handle = session.engine(name)
+            _record_probe(request, session, handle)
+            return handle
         failure = None
     except BackendUnavailable as exc:
         reason, failure = str(exc), None
@@ -186,6 +188,19 @@ def llm_backend(request: pytest.FixtureRequest) -> EngineHandle:
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     pytest.skip(reason or "")
+
+
+def _record_probe(
+    request: pytest.FixtureRequest, session: LLMBenchSession, handle: EngineHandle
+) -> None:
+    """Measure the engine's quality once and put its probe on this test's report, which pytest
+    and pytest-xdist carry to the collector (``agreement`` is computed there, at session end)."""
+    from pytest_llmbench.quality.probe import PROBE_PROPERTY
+
+    quality = session.quality(handle)
+    if not handle.probe_recorded:
+        handle.probe_recorded = True
+        request.node.user_properties.append((PROBE_PROPERTY, quality.probe.to_dict()))
 
 
 @pytest.fixture

@@ -233,6 +233,10 @@ class BenchmarkResult:
     finished_at: str
     engine_details: dict[str, str] = field(default_factory=dict)
     warmup: dict[str, Any] = field(default_factory=dict)  # runner.Warmup.to_dict()
+    # quality.perplexity of the engine (pytest_llmbench.quality); None in reports from before it
+    quality: dict[str, Any] | None = None
+    # speculative decoding counts over this result's call (pytest_llmbench.speculative)
+    speculative: dict[str, Any] | None = None
 
     @property
     def throttled_repetitions(self) -> int:
@@ -253,13 +257,29 @@ class BenchmarkResult:
             raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
         set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
+        for name in ("quality", "speculative"):
+            value = getattr(self, name)
+            if value is not None:
+                value = plain_json(value, name)
+                if not isinstance(value, dict):
+                    raise TypeError(f"{name}: expected an object, found {type(value).__name__}")
+                set_(self, name, value)
+
+    def result_metrics(self) -> dict[str, float | None]:
+        """Metrics measured once per result, not per repetition (deterministic: perplexity)."""
+        quality = self.quality or {}
+        value = quality.get("perplexity")
+        return {"perplexity": float(value) if isinstance(value, (int, float)) else None}
 
     def aggregate(self) -> dict[str, float | None]:
-        """Mean over repetitions of each metric (None where a repetition lacks it)."""
-        return {
+        """Mean over repetitions of each metric (None where a repetition lacks it), and the
+        result-level metrics (perplexity) where measured."""
+        out: dict[str, float | None] = {
             name: statistics.fmean(values) if values is not None else None
             for name, values in self.metric_table().items()
         }
+        out.update({k: v for k, v in self.result_metrics().items() if v is not None})
+        return out
 
     def metric_table(self) -> dict[str, list[float] | None]:
         """Each metric's value in every repetition; None where any repetition lacks it."""
@@ -272,7 +292,12 @@ class BenchmarkResult:
         return out
 
     def metric_values(self, name: str) -> list[float] | None:
-        """``name``'s value in every repetition (the unit of comparison), or None if missing."""
+        """``name``'s value in every repetition (the unit of comparison), or None if missing; a
+        result-level metric has one value."""
+        once = self.result_metrics()
+        if name in once:
+            value = once[name]
+            return None if value is None else [value]
         return self.metric_table().get(name)
 
     def statistics(self) -> dict[str, Summary]:
@@ -347,6 +372,9 @@ class BenchmarkResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for name in ("quality", "speculative"):  # optional sections: absent rather than null
+            if data[name] is None:
+                del data[name]
         data["repetitions"] = [r.to_dict() for r in self.repetitions]
         data["aggregate"] = self.aggregate()
         data["statistics"] = {name: s.to_dict() for name, s in self.statistics().items()}
@@ -381,8 +409,11 @@ class Report:
     pytest_llmbench_version: str = ""
     schema_version: int = SCHEMA_VERSION
     mixed_backends: bool = False
+    # One entry per pair of backends of one session (quality.agreement.compare_probes)
+    agreement: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "agreement", tuple(self.agreement))
         if not self.pytest_llmbench_version:
             from pytest_llmbench import __version__
 
@@ -405,6 +436,8 @@ class Report:
         }
         if self.mixed_backends:
             data["mixed_backends"] = True
+        if self.agreement:
+            data["agreement"] = [dict(entry) for entry in self.agreement]
         return data
 
     def to_json(self) -> str:
@@ -432,8 +465,14 @@ class Report:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise ReportError(source, f"results[{i}]: {what}") from None
+        agreement = data.get("agreement") or []
+        if not isinstance(agreement, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("backends"), list) for e in agreement
+        ):
+            raise ReportError(source, "'agreement' should be a list of objects with 'backends'")
         return cls(
             results=tuple(results),
+            agreement=tuple(agreement),
             started_at=data["started_at"],
             finished_at=data.get("finished_at"),
             complete=data["complete"],

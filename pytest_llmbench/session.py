@@ -29,6 +29,8 @@ from pytest_llmbench.errors import (
     UnsupportedParameter,
 )
 from pytest_llmbench.options import Options
+from pytest_llmbench.quality.perplexity import Perplexity
+from pytest_llmbench.quality.probe import ProbeOutput
 from pytest_llmbench.results import BenchmarkResult
 
 
@@ -47,6 +49,23 @@ class EngineHandle:
     meter: EnergyMeter
     meter_note: str
     telemetry: GpuTelemetry | None = None  # GPU state around each window; None off-GPU
+    quality: EngineQuality | None = None  # the probe and perplexity, measured once per engine
+    probe_recorded: bool = False  # its probe rode on a test report already
+
+
+@dataclass(frozen=True)
+class EngineQuality:
+    """What ``pytest_llmbench.quality`` measured on one engine right after it started."""
+
+    perplexity: Perplexity
+    probe: ProbeOutput
+    dtype: str
+
+    def section(self) -> dict[str, Any]:
+        """A result's ``quality`` section."""
+        from pytest_llmbench.quality.perplexity import quality_section
+
+        return quality_section(self.perplexity, self.dtype)
 
 
 @dataclass
@@ -194,6 +213,27 @@ class LLMBenchSession:
         self._engines[key] = handle
         return handle
 
+    def quality(self, handle: EngineHandle) -> EngineQuality:
+        """The agreement probe and the perplexity of the reference text on ``handle``'s engine,
+        measured at its first use (while it is alive: only one own-process engine is)."""
+        if handle.quality is None:
+            from pytest_llmbench.quality.perplexity import measure_perplexity, reference_ids
+            from pytest_llmbench.quality.probe import run_probe
+            from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+            ids = reference_ids(load_tokenizer(handle.spec.model_path))
+            dtype = engine_dtype(handle.info, self.config)
+            try:
+                probe = run_probe(
+                    handle.backend, ids, backend=handle.name, model=handle.info.model, dtype=dtype
+                )
+                perplexity = measure_perplexity(handle.backend, ids)
+            except EngineError:
+                self.discard(handle.name)
+                raise
+            handle.quality = EngineQuality(perplexity, probe, dtype)
+        return handle.quality
+
     def _build(self, name: str, backend_cls: type[Backend], spec: BackendSpec) -> Backend:
         if backend_cls.capabilities.own_process:
             from pytest_llmbench.backends.host import HostedBackend
@@ -320,6 +360,17 @@ class LLMBenchSession:
             if callable(close):
                 close()
         self._meters.clear()
+
+
+def engine_dtype(info: EngineInfo, config: ExperimentConfig) -> str:
+    """The weights' dtype as the engine reports it, else as configured (``auto``: the engine's
+    own default, which the report cannot see)."""
+    dtype = info.details.get("dtype")
+    if dtype:
+        return dtype
+    if config.fp_precision != "auto":
+        return config.fp_precision
+    return "auto (engine default)"
 
 
 def _close_handle(handle: EngineHandle) -> None:

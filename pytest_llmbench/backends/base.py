@@ -5,10 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pytest_llmbench.compat import Translation
 from pytest_llmbench.config.schema import ExperimentConfig
+from pytest_llmbench.errors import QualityUnavailable
+
+if TYPE_CHECKING:
+    from pytest_llmbench.speculative import SpeculativeCounters
 
 
 @dataclass(frozen=True)
@@ -160,3 +164,35 @@ class Backend(abc.ABC):
 
     def decode(self, token_ids: Sequence[int]) -> str:
         raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
+    # -- quality (pytest_llmbench.quality): what a backend can tell about its answers -----------
+    def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
+        """Natural-log probability of each response token given the prompt and the response
+        before it (the perplexity guard). QualityUnavailable, with the reason, where the engine
+        cannot score a given text."""
+        raise QualityUnavailable(f"{self.name} does not return log-probabilities of a given text")
+
+    def greedy_token_ids(
+        self, prompts: Sequence[Sequence[int]], output_tokens: int
+    ) -> list[tuple[int, ...]]:
+        """Greedy continuations of exactly ``output_tokens`` tokens (EOS ignored), whatever the
+        config's sampling settings: the agreement probe. The default runs ``generate`` when the
+        config already decodes greedily."""
+        if not self.spec.config.decoder.greedy:
+            raise QualityUnavailable(
+                f"{self.name} cannot force greedy decoding and the config samples "
+                "(decoder.do_sample with temperature > 0)"
+            )
+        requests = [
+            GenerationRequest(f"probe-{i}", tuple(ids), output_tokens, output_tokens)
+            for i, ids in enumerate(prompts)
+        ]
+        out = [tuple(c.output_token_ids) for c in self.generate(requests)]
+        if any(len(ids) != output_tokens for ids in out):
+            raise QualityUnavailable(f"{self.name} does not return generated token ids")
+        return out
+
+    def speculative_counters(self) -> SpeculativeCounters | None:
+        """Cumulative speculative-decoding counts since start, or None where the engine does not
+        speculate (or cannot say)."""
+        return None

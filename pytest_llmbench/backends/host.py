@@ -12,7 +12,8 @@ When the child raises, the error arrives as EngineError with the engine's own me
 tail of its traceback; when the child dies (OOM killer, segfault) the error says how it died and
 adds the tail of the child's log. Either way the host is dead afterwards: later calls raise
 EngineError and the caller builds a fresh HostedBackend. Our own user-facing errors
-(UnsupportedParameter, BackendUnavailable, ConfigError) keep their class and leave the host alive.
+(UnsupportedParameter, BackendUnavailable, ConfigError, QualityUnavailable) keep their class and
+leave the host alive.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import traceback
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.backends.base import (
     Backend,
@@ -43,8 +44,12 @@ from pytest_llmbench.errors import (
     ConfigError,
     EngineError,
     LLMBenchError,
+    QualityUnavailable,
     UnsupportedParameter,
 )
+
+if TYPE_CHECKING:
+    from pytest_llmbench.speculative import SpeculativeCounters
 
 DEFAULT_START_TIMEOUT_S = 900.0  # a first vLLM start on a GPU compiles and captures graphs (~3 min)
 _TAIL_LINES = 25
@@ -219,6 +224,22 @@ class HostedBackend(Backend):
         result: str = self._call("decode", list(token_ids))
         return result
 
+    def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
+        result: list[float] = self._call("token_logprobs", list(prompt_ids), list(response_ids))
+        return result
+
+    def greedy_token_ids(
+        self, prompts: Sequence[Sequence[int]], output_tokens: int
+    ) -> list[tuple[int, ...]]:
+        result: list[tuple[int, ...]] = self._call(
+            "greedy_token_ids", [list(p) for p in prompts], output_tokens
+        )
+        return result
+
+    def speculative_counters(self) -> SpeculativeCounters | None:
+        result: SpeculativeCounters | None = self._call("speculative_counters")
+        return result
+
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Any other method of the hosted backend (``generate_text``, ``token_logprobs``, ...)."""
         return self._call(method, *args, **kwargs)
@@ -288,7 +309,7 @@ class HostedBackend(Backend):
         kind = err["type"]
         if kind == "ConfigError":
             return ConfigError(err["field"], err["detail"], err["source"])
-        for cls in (UnsupportedParameter, BackendUnavailable, LLMBenchError):
+        for cls in (UnsupportedParameter, BackendUnavailable, QualityUnavailable, LLMBenchError):
             if kind == cls.__name__:
                 return cls(err["message"])
         if kind == "NotImplementedError":

@@ -143,8 +143,26 @@ class TorchCompileConfig:
 
 @dataclass(frozen=True)
 class AssistedGenerationConfig:
-    model: str | None = setting(None, doc="Local path of the draft model; null disables it.")
+    """transformers assisted generation: a draft model, or prompt lookup (n-grams of the prompt)."""
+
+    method: Literal["draft_model", "prompt_lookup"] | None = setting(
+        None, doc="draft_model or prompt_lookup; null: draft_model when model is set, else off."
+    )
+    model: str | None = setting(None, doc="Local path of the draft model (method draft_model).")
     num_tokens: int = setting(5, ge=1, doc="Draft tokens proposed per step.")
+    max_ngram: int = setting(2, ge=1, doc="prompt_lookup: longest n-gram matched in the prompt.")
+
+    @property
+    def resolved_method(self) -> str | None:
+        return self.method or ("draft_model" if self.model else None)
+
+    def validate(self, path: str) -> None:
+        if self.method == "draft_model" and not self.model:
+            raise ConfigError(f"{path}.model", "is required when method is 'draft_model'")
+        if self.method == "prompt_lookup" and self.model:
+            raise ConfigError(
+                f"{path}.model", "conflicts with method 'prompt_lookup', which needs no draft model"
+            )
 
 
 @dataclass(frozen=True)

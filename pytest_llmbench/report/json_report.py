@@ -35,6 +35,7 @@ def build_report(
     started_at: str,
     finished_at: str | None,
     machine: dict[str, Any] | None = None,
+    agreement: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The report dict (see results.Report); ``machine`` defaults to this machine, cached."""
     if machine is None:
@@ -47,6 +48,7 @@ def build_report(
         finished_at=finished_at,
         complete=complete,
         machine=machine,
+        agreement=tuple(agreement),
     )
     return report.to_dict()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 
@@ -97,9 +98,89 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         reasons = {r.energy_unavailable_reason for r in group} - {None}
         for reason in sorted(r for r in reasons if r):
             lines.append(f"energy: unavailable ({reason})")
+        lines += _quality_lines(group)
+        lines += _speculative_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
+
+
+def _quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """Perplexity of the reference text, once per distinct value (one engine, one number)."""
+    seen: dict[str, None] = {}
+    for r in results:
+        q = r.quality
+        if not q:
+            continue
+        value = q.get("perplexity")
+        if isinstance(value, (int, float)):
+            text = (
+                f"quality: perplexity {value:.4g} on {q.get('text')} "
+                f"({q.get('perplexity_tokens')} tokens, {q.get('dtype')})"
+            )
+        else:
+            text = f"quality: perplexity unavailable ({q.get('unavailable')})"
+        seen.setdefault(text)
+    return list(seen)
+
+
+def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    out = []
+    for r in results:
+        spec = r.speculative
+        if not spec:
+            continue
+        name = r.test_id.split("::", 1)[-1]
+        rate = spec.get("acceptance_rate")
+        if rate is None:
+            out.append(f"speculative ({spec.get('method')}): {name}: nothing was drafted")
+            continue
+        out.append(
+            f"speculative ({spec.get('method')}): {name}: acceptance {rate * 100:.1f}% "
+            f"({spec.get('accepted_tokens')} of {spec.get('draft_tokens')} draft tokens), "
+            f"mean accepted length {spec.get('mean_accepted_length'):.2f}, "
+            f"{spec.get('draft_tokens_per_step'):.2f} draft tokens per step"
+        )
+    return out
+
+
+def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
+    """The agreement section: one row per pair of backends. A comparison of two engines on the
+    same weights and the same greedy probe, not an aggregate of them."""
+    if not entries:
+        return []
+    from pytest_llmbench.quality.agreement import pair_name
+
+    rows = []
+    notes = []
+    for e in entries:
+        value = e.get("token_agreement")
+        dtypes = e.get("dtypes") or {}
+        div = e.get("first_divergence")
+        if value is None:
+            where = "-"
+            notes.append(f"{pair_name(e)}: unavailable ({e.get('unavailable')})")
+        elif div is None:
+            where = "none"
+        else:
+            a, b = div["tokens"]
+            where = f"prompt {div['prompt']}, token {div['position']}: {a} vs {b}"
+        rows.append(
+            [
+                " vs ".join(e["backends"]),
+                " / ".join(str(dtypes.get(b, "?")) for b in e["backends"]),
+                "-" if value is None else f"{value:.3f}",
+                where,
+            ]
+        )
+    headers = ["backends compared", "dtypes", "token agreement", "first divergence"]
+    probe = entries[0].get("probe", "")
+    return [
+        f"agreement between backends (comparison of pairs, greedy probe {probe}; not pooled)",
+        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+        *notes,
+        "",
+    ]
 
 
 def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:

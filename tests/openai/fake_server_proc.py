@@ -2,8 +2,10 @@
 
 ``--mode ok``: ready at once; ``die``: crashes on its first completion request; ``crash``: exits
 during start-up; ``never``: /health answers 503 forever; ``hang``: completion requests never
-end (``--hang-after N``: those after the first N). It also starts a child process (as an engine
-starts workers) and logs the child's pid, so tests can check the whole group is stopped.
+end (``--hang-after N``: those after the first N). Only streamed completion requests (the
+benchmark's) count; others (the quality probe's) get HTTP 500 at once. It also starts a child
+process (as an engine starts workers) and logs the child's pid, so tests can check the whole group
+is stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def main() -> None:
                 self._reply(404, {})
 
         def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not body.get("stream"):  # the quality probe's calls: refused, never counted
+                self._reply(500, {"error": {"message": "not implemented"}})
+                return
             if args.mode == "die":
                 print("fatal: simulated engine crash", flush=True)
                 os._exit(3)

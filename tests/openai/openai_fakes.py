@@ -41,6 +41,7 @@ class FakeState:
     slow_s: float = 5.0
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    unstreamed: list[dict[str, Any]] = field(default_factory=list)  # non-streamed requests
 
 
 def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
@@ -61,6 +62,9 @@ def make_app(state: FakeState) -> web.Application:
     async def complete(request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
         body = await request.json()
+        if not body.get("stream"):  # the quality probe's calls: refused, kept apart
+            state.unstreamed.append(body)
+            return web.json_response({"error": {"message": "streaming only"}}, status=400)
         state.bodies.append(body)
         state.headers.append(dict(request.headers))
         mode = state.script.pop(0) if state.script else state.mode

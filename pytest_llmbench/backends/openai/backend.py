@@ -49,7 +49,9 @@ from pytest_llmbench.errors import BackendUnavailable, EngineError
 if TYPE_CHECKING:
     import aiohttp
 
+    from pytest_llmbench.backends.openai.quality import ServerClient
     from pytest_llmbench.backends.openai.servers import ManagedServer
+    from pytest_llmbench.speculative import SpeculativeCounters
 
 T = TypeVar("T")
 
@@ -362,6 +364,38 @@ class OpenAIBackend(Backend):
                     f"tokens (the server sent no usage block): {exc}"
                 ) from None
         return self._tokenizer
+
+    # -- quality (backends/openai/quality.py) -----------------------------------------------------
+
+    def _client(self) -> ServerClient:
+        from pytest_llmbench.backends.openai.quality import ServerClient
+
+        if self._base_url is None or self._model is None:
+            raise EngineError("OpenAIBackend called before start()")
+        headers = {k: v for k, v in self._headers().items() if k == "Authorization"}
+        return ServerClient(self._base_url, self._model, headers, self.options.request_timeout_s)
+
+    def greedy_token_ids(
+        self, prompts: Sequence[Sequence[int]], output_tokens: int
+    ) -> list[tuple[int, ...]]:
+        from pytest_llmbench.backends.openai.quality import greedy_token_ids
+
+        return greedy_token_ids(self._client(), prompts, output_tokens)
+
+    def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
+        from pytest_llmbench.backends.openai.quality import token_logprobs
+
+        return token_logprobs(self._client(), prompt_ids, response_ids)
+
+    def speculative_counters(self) -> SpeculativeCounters | None:
+        """A vLLM server's spec-decode counters from ``/metrics``; None where it has none."""
+        from pytest_llmbench.speculative import from_prometheus_text
+
+        text = self._client().get_text("/metrics")
+        if text is None:
+            return None
+        method = self.spec.config.vllm.speculative.method
+        return from_prometheus_text(text, method or "unknown")
 
     # -- small synchronous helpers ---------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from pytest_llmbench.errors import BackendUnavailable, UnsupportedParameter
 if TYPE_CHECKING:
     pass
 
+    from pytest_llmbench.speculative import SpeculativeCounters
+
 _SAMPLING_ONLY = ("temperature", "top_p", "top_k", "min_p")
 
 
@@ -34,6 +36,62 @@ def resolve_dtype(precision: str, device: str) -> str:
     if precision != "auto":
         return precision
     return "bfloat16" if device == "cuda" else "float32"
+
+
+class _CandidateCounter:
+    """Counts drafted and accepted tokens of transformers' assisted generation, by wrapping the
+    candidate generator that ``generate`` builds (``model._get_candidate_generator``).
+
+    It only observes: ``get_candidates`` results and the ``n_matches`` passed to
+    ``update_candidate_strategy`` go through unchanged, so outputs are those of the plain call.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.drafts = 0
+        self.draft_tokens = 0
+        self.accepted_tokens = 0
+
+    def attach(self, model: Any) -> None:
+        build = model._get_candidate_generator  # bound method of the class
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            return self._wrap(build(*args, **kwargs))
+
+        model._get_candidate_generator = counted
+
+    def _wrap(self, generator: Any) -> Any:
+        get_candidates = generator.get_candidates
+        update = generator.update_candidate_strategy
+        drafted = [0]
+
+        def counted_candidates(input_ids: Any, *args: Any, **kwargs: Any) -> Any:
+            out = get_candidates(input_ids, *args, **kwargs)
+            drafted[0] = int(out[0].shape[1] - input_ids.shape[1])
+            if drafted[0] > 0:
+                self.drafts += 1
+                self.draft_tokens += drafted[0]
+            return out
+
+        def counted_update(input_ids: Any, scores: Any, num_matches: Any) -> Any:
+            if drafted[0] > 0:
+                self.accepted_tokens += min(int(num_matches), drafted[0])
+            return update(input_ids, scores, num_matches)
+
+        generator.get_candidates = counted_candidates
+        generator.update_candidate_strategy = counted_update
+        return generator
+
+    def counters(self) -> SpeculativeCounters:
+        from pytest_llmbench.speculative import SpeculativeCounters
+
+        return SpeculativeCounters(
+            self.method,
+            "transformers candidate generator",
+            self.drafts,
+            self.draft_tokens,
+            self.accepted_tokens,
+        )
 
 
 class PytorchBackend(Backend):
@@ -48,6 +106,7 @@ class PytorchBackend(Backend):
         self._tokenizer: Any = None
         self._static: StaticCaches | None = None  # reused static KV caches (cache.py)
         self._timing = ""
+        self._speculation: _CandidateCounter | None = None
 
     @classmethod
     def check_available(cls) -> str | None:
@@ -110,9 +169,10 @@ class PytorchBackend(Backend):
         if "device_map" not in kwargs:
             model.to(self.spec.device)
         model.eval()
-        draft = cfg.pytorch.assisted_generation.model
+        assisted = cfg.pytorch.assisted_generation
+        method = assisted.resolved_method
         if cfg.pytorch.cache_implementation == "static":
-            if draft or not cfg.pytorch.use_cache:
+            if method is not None or not cfg.pytorch.use_cache:
                 model.generation_config.cache_implementation = "static"  # transformers decides
             else:
                 self._static = StaticCaches(model)
@@ -122,24 +182,31 @@ class PytorchBackend(Backend):
                 model.forward, mode=tc.mode, fullgraph=tc.fullgraph, backend=tc.backend
             )
         self._model = model
-        if draft:
+        if method is not None:
             if cfg.batching.batch_size != 1:
+                key = "model" if method == "draft_model" else "method"
                 raise UnsupportedParameter(
-                    "pytorch.assisted_generation.model needs batching.batch_size 1 (transformers "
+                    f"pytorch.assisted_generation.{key} needs batching.batch_size 1 (transformers "
                     f"assisted generation is single-sequence), got {cfg.batching.batch_size}"
                 )
-            self._draft = AutoModelForCausalLM.from_pretrained(draft, **kwargs)
+            self._speculation = _CandidateCounter(method)
+            self._speculation.attach(model)
+        if method == "draft_model" and assisted.model:
+            self._draft = AutoModelForCausalLM.from_pretrained(assisted.model, **kwargs)
             if "device_map" not in kwargs:
                 self._draft.to(self.spec.device)
             self._draft.eval()
 
     # -- generation --------------------------------------------------------------------------
-    def generate_kwargs(self) -> dict[str, Any]:
-        """``model.generate`` arguments from the translated sampling settings and ``pytorch:``."""
+    def generate_kwargs(self, *, greedy: bool = False) -> dict[str, Any]:
+        """``model.generate`` arguments from the translated sampling settings and ``pytorch:``;
+        ``greedy`` drops every sampling setting (the agreement probe's plain argmax)."""
         cfg = self.spec.config
         pt = cfg.pytorch
         sampling = dict(self.spec.translation.sampling)
         sampling.pop("seed", None)
+        if greedy:
+            sampling = {"do_sample": False}
         if not sampling.get("do_sample"):
             for key in _SAMPLING_ONLY:  # transformers warns when they are set for greedy decoding
                 sampling.pop(key, None)
@@ -161,10 +228,18 @@ class PytorchBackend(Backend):
         if pt.num_beams > 1:
             kwargs["early_stopping"] = pt.early_stopping
             kwargs["length_penalty"] = pt.length_penalty
+        assisted = pt.assisted_generation
         if self._draft is not None:
             kwargs["assistant_model"] = self._draft
-            kwargs["num_assistant_tokens"] = cfg.pytorch.assisted_generation.num_tokens
+            kwargs["num_assistant_tokens"] = assisted.num_tokens
+        elif assisted.resolved_method == "prompt_lookup":
+            kwargs["prompt_lookup_num_tokens"] = assisted.num_tokens
+            kwargs["max_matching_ngram_size"] = assisted.max_ngram
         kwargs.update(pt.extra)
+        if greedy:
+            kwargs["num_beams"] = 1
+            kwargs.pop("early_stopping", None)
+            kwargs.pop("length_penalty", None)
         return kwargs
 
     def _batches(self, requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
@@ -279,6 +354,31 @@ class PytorchBackend(Backend):
                 text = text[:cut]
         return text
 
+    def greedy_token_ids(
+        self, prompts: Sequence[Sequence[int]], output_tokens: int
+    ) -> list[tuple[int, ...]]:
+        """Greedy continuations of exactly ``output_tokens`` tokens, batched as configured."""
+        import torch
+
+        if self._model is None:
+            raise RuntimeError("start() was not called")
+        torch.manual_seed(self.spec.config.random_seed)
+        requests = [
+            GenerationRequest(f"probe-{i}", tuple(ids), output_tokens, output_tokens)
+            for i, ids in enumerate(prompts)
+        ]
+        kwargs = self.generate_kwargs(greedy=True)
+        submitted = time.perf_counter()
+        by_id = {
+            c.request_id: c.output_token_ids
+            for batch in self._batches(requests)
+            for c in self._run_batch(batch, submitted, kwargs)
+        }
+        return [tuple(by_id[r.request_id]) for r in requests]
+
+    def speculative_counters(self) -> SpeculativeCounters | None:
+        return None if self._speculation is None else self._speculation.counters()
+
     def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
         """Log-probability of each response token given the prompt and the preceding response."""
         import torch
@@ -327,6 +427,7 @@ class PytorchBackend(Backend):
     def close(self) -> None:
         self._model = None
         self._draft = None
+        self._speculation = None
         if self._static is not None:
             self._static.clear()
             self._static = None

@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.backends.base import (
     Backend,
@@ -59,6 +59,9 @@ from pytest_llmbench.backends.vllm.args import (
 )
 from pytest_llmbench.backends.vllm.overhead import compare_generate
 from pytest_llmbench.errors import EngineError, UnsupportedParameter
+
+if TYPE_CHECKING:
+    from pytest_llmbench.speculative import SpeculativeCounters
 
 _PER_REQUEST = ("max_tokens", "min_tokens", "ignore_eos")
 TIMING_ENGINE = "engine metrics: RequestOutput.metrics first/last token (CLOCK_MONOTONIC)"
@@ -378,6 +381,43 @@ class VllmBackend(Backend):
         positions = out.prompt_logprobs[len(prompt_ids) :]
         return [float(pos[tok].logprob) for pos, tok in zip(positions, response_ids, strict=True)]
 
+    def greedy_token_ids(
+        self, prompts: Sequence[Sequence[int]], output_tokens: int
+    ) -> list[tuple[int, ...]]:
+        """Greedy continuations of exactly ``output_tokens`` tokens (temperature 0, EOS ignored)."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            temperature=0.0, detokenize=False, **forced_length(output_tokens, output_tokens)
+        )
+        inputs = [{"prompt_token_ids": list(p)} for p in prompts]
+        if self._async is not None:
+            assert self._loop is not None
+            outs = [self._loop.run_until_complete(self._final(p, params)) for p in inputs]
+        else:
+            outs = self._llm.generate(inputs, params, use_tqdm=False)
+        return [tuple(out.outputs[0].token_ids) for out in outs]
+
+    def speculative_counters(self) -> SpeculativeCounters | None:
+        """vLLM's spec-decode counters (its in-process Prometheus registry), or None when
+        speculative decoding is off or this release has no metrics reader."""
+        spec = self._engine_kwargs.get("speculative_config")
+        if not spec:
+            return None
+        try:
+            from vllm.v1.metrics.reader import get_metrics_snapshot
+        except ImportError:
+            return None
+        from pytest_llmbench.speculative import from_vllm_metrics
+
+        method = str(spec.get("method") or "draft_model")
+        return from_vllm_metrics(get_metrics_snapshot(), method)
+
+    def _dtype(self) -> str | None:
+        engine = getattr(self._llm or self._async, "llm_engine", self._async)
+        dtype = getattr(getattr(engine, "model_config", None), "dtype", None)
+        return None if dtype is None else str(dtype).removeprefix("torch.")
+
     async def _final(self, prompt: dict[str, Any], params: Any) -> Any:
         last = None
         async for out in self._async.generate(prompt, params, request_id=f"lp#{next(self._ids)}"):
@@ -394,6 +434,9 @@ class VllmBackend(Backend):
             "sampling_args": json.dumps(self._base_sampling, sort_keys=True, default=str),
             "start_s": json.dumps({k: round(v, 3) for k, v in self._start_s.items()}),
         }
+        dtype = self._dtype()
+        if dtype:
+            details["dtype"] = dtype
         if self._env:
             details["env"] = json.dumps(self._env, sort_keys=True)
         if self._args is not None and self._args.notes:
