@@ -178,11 +178,11 @@ class LlamacppBackend(Backend):
         details = {"token_timing": TIMING, "prefix_reuse": "off (context reset per request)"}
         if self._gguf is not None:
             details["gguf"] = self._gguf.name
-            details["gguf_type"] = (
-                "as given"
-                if Path(self.spec.model_path).is_file()
-                else str(self.spec.translation.engine["gguf_type"])
-            )
+            given = Path(self.spec.model_path).is_file()
+            gguf_type = "as given" if given else str(self.spec.translation.engine["gguf_type"])
+            details["gguf_type"] = gguf_type
+            if not given:
+                details["dtype"] = f"gguf {gguf_type}"  # what the agreement probe reports
         if self._llm is not None:
             details["n_threads"] = str(self._llm.context_params.n_threads)
             details["n_ctx"] = str(self._llm.n_ctx())
