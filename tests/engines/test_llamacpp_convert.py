@@ -92,3 +92,39 @@ def test_bad_inputs_name_the_field(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="has no config.json: not a model directory"):
         ensure_gguf(tmp_path, "f32", tmp_path)
     assert set(GGUF_TYPES) == {"f32", "f16", "bf16", "q8_0"}
+
+
+def test_rope_theta_is_read_where_each_transformers_release_writes_it() -> None:
+    from pytest_llmbench.backends.llamacpp.gguf_convert import rope_theta
+
+    # transformers 5 nests it (a Qwen2 saved today); older releases write it at the top
+    assert rope_theta({"rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}}) == 1e6
+    assert rope_theta({"rope_theta": 5e5, "rope_scaling": None}) == 5e5
+    assert rope_theta({}) == 10000.0
+    with pytest.raises(ConfigError, match="rotary scaling 'llama3' is not converted"):
+        rope_theta({"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}})
+    with pytest.raises(ConfigError, match="rotary scaling 'linear' is not converted"):
+        rope_theta({"rope_theta": 1e4, "rope_scaling": {"type": "linear", "factor": 2.0}})
+    with pytest.raises(ConfigError, match="rope_parameters per layer type"):
+        rope_theta({"rope_parameters": {"full_attention": {"rope_theta": 1e6}}})
+
+
+def test_pre_tokenizer_is_named_from_the_tokenizer_not_guessed() -> None:
+    from pytest_llmbench.backends.llamacpp.gguf_convert import _SPLIT_PATTERNS, pre_tokenizer
+
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+    assert pre_tokenizer({"pre_tokenizer": byte_level}) == "gpt-2"
+    for pattern, name in _SPLIT_PATTERNS.items():
+        split = {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated"}
+        steps = [split, {**byte_level, "use_regex": False}]
+        assert pre_tokenizer({"pre_tokenizer": {"type": "Sequence", "pretokenizers": steps}}) == (
+            name
+        )
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first"}
+    with pytest.raises(ConfigError, match=r"pre-tokenizer \['Metaspace'\] is not one"):
+        pre_tokenizer({"pre_tokenizer": metaspace})
+    with pytest.raises(ConfigError, match="adds a prefix space"):
+        pre_tokenizer({"pre_tokenizer": {**byte_level, "add_prefix_space": True}})
+    odd = {"type": "Split", "pattern": {"Regex": r"\s+"}, "behavior": "Isolated"}
+    with pytest.raises(ConfigError, match=r"\['Split', 'ByteLevel'\] is not one"):
+        pre_tokenizer({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [odd, byte_level]}})

@@ -13,8 +13,12 @@ What has to be right for llama.cpp to compute what transformers computes:
   rotation, which matches transformers' layout: no permutation.
 - Norm weights and biases stay f32 (llama.cpp expects them so); 2-D weights take the file type:
   f32, f16, bf16 or q8_0 (blocks of 32 along a row; every row length here is a multiple of 32).
+- The rotary base: transformers 5 writes it inside ``rope_parameters``, older releases at the top
+  of the config; scaled rotaries (linear, yarn, llama3, ...) are refused, not written wrongly.
 - The vocabulary: every id up to the model's embedding size, special tokens marked CONTROL, ids
-  beyond the tokenizer's vocabulary (a padded embedding) marked UNUSED.
+  beyond the tokenizer's vocabulary (a padded embedding) marked UNUSED. The pre-tokenizer name
+  (``gpt-2``, ``llama-bpe``, ``qwen2``) comes from ``tokenizer.json``'s own split rule, so text
+  splits in llama.cpp as in transformers; a rule llama.cpp has no name for is refused.
 
 Converted files are cached under the tiny-model cache by a hash of the source files, the type
 and :data:`CONVERTER_VERSION`, and written atomically (a reader never sees half a file).
@@ -33,7 +37,7 @@ from typing import Any
 from pytest_llmbench.errors import ConfigError
 
 GGUF_TYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0")
-CONVERTER_VERSION = "1"  # bump when what is written changes
+CONVERTER_VERSION = "2"  # bump when what is written changes
 _ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 _PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp wants interleaved
 
@@ -92,6 +96,29 @@ def architecture(config: dict[str, Any]) -> str:
     )
 
 
+def rope_theta(config: dict[str, Any]) -> float:
+    """The rotary base of a transformers config; ConfigError for rotary scaling not converted here.
+
+    transformers 5 writes it inside ``rope_parameters`` (with ``rope_type``), older releases as
+    ``rope_theta`` beside ``rope_scaling``. A scaled rotary (linear, dynamic, yarn, llama3) needs
+    GGUF keys and factors this converter does not write: refused rather than converted wrongly.
+    """
+    params = config.get("rope_parameters") or {}
+    if any(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(
+            "model_name", "rope_parameters per layer type are not converted; pass a .gguf file"
+        )
+    scaling = config.get("rope_scaling") or {}
+    rope_type = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type")
+    if rope_type not in (None, "default"):
+        raise ConfigError(
+            "model_name",
+            f"rotary scaling {rope_type!r} is not converted here (only the default rotary); "
+            "pass a .gguf file instead",
+        )
+    return float(params.get("rope_theta", config.get("rope_theta", 10000.0)))
+
+
 def source_digest(model_dir: Path, gguf_type: str) -> str:
     """Hash of everything the GGUF is made from (config, tokenizer, weights), type and version."""
     digest = hashlib.sha256(f"{CONVERTER_VERSION}:{gguf_type}".encode())
@@ -146,6 +173,10 @@ def write_gguf(model_dir: Path, out: Path, gguf_type: str) -> None:
 
     config = json.loads((model_dir / "config.json").read_text())
     arch = architecture(config)
+    if config.get("use_sliding_window"):
+        raise ConfigError(
+            "model_name", "sliding-window attention is not converted here; pass a .gguf file"
+        )
     heads = int(config["num_attention_heads"])
     kv_heads = int(config.get("num_key_value_heads") or heads)
     hidden = int(config["hidden_size"])
@@ -168,7 +199,7 @@ def write_gguf(model_dir: Path, out: Path, gguf_type: str) -> None:
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_rope_freq_base(rope_theta(config))
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     writer.add_vocab_size(vocab)
     writer.add_file_type(_file_type(gguf, gguf_type))
@@ -218,6 +249,45 @@ def _encode(gguf: Any, array: Any, gguf_type: str) -> tuple[Any, Any]:
     return gguf.quants.quantize(array.astype(np.float32), qtype[gguf_type]), qtype[gguf_type]
 
 
+# The split patterns of the byte-level BPE families llama.cpp names (its tokenizer.ggml.pre):
+# Llama 3 groups digits by up to three, Qwen2 splits every digit.
+_SPLIT_PATTERNS = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
+}
+
+
+def pre_tokenizer(tokenizer: dict[str, Any], model_dir: Path | str = "the model") -> str:
+    """llama.cpp's pre-tokenizer name for a ``tokenizer.json``; ConfigError for one it lacks.
+
+    GPT-2's ByteLevel split (the embedded model's), or a Split by Llama 3's or Qwen2's pattern
+    followed by a ByteLevel mapping. Anything else would tokenise text differently in llama.cpp
+    than in transformers, so it is refused rather than guessed.
+    """
+    pre = tokenizer.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    kinds = [step.get("type") for step in steps]
+    if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
+        if steps[0].get("add_prefix_space"):
+            raise ConfigError(
+                "model_name",
+                f"{model_dir}/tokenizer.json: a ByteLevel pre-tokenizer that adds a prefix space "
+                "is not mapped (llama.cpp's gpt-2 adds none); pass a .gguf file instead",
+            )
+        return "gpt-2"
+    if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
+        pattern = (steps[0].get("pattern") or {}).get("Regex")
+        if pattern in _SPLIT_PATTERNS:
+            return _SPLIT_PATTERNS[pattern]
+    raise ConfigError(
+        "model_name",
+        f"{model_dir}/tokenizer.json: pre-tokenizer {kinds or 'none'} is not one this converter "
+        "maps (GPT-2 byte-level, Llama 3 or Qwen2 split); pass a .gguf file instead",
+    )
+
+
 def _add_tokenizer(writer: Any, model_dir: Path, config: dict[str, Any], vocab: int) -> None:
     """Byte-level BPE vocabulary, merges and special ids, padded to the embedding size."""
     import gguf
@@ -245,7 +315,7 @@ def _add_tokenizer(writer: Any, model_dir: Path, config: dict[str, Any], vocab: 
             types.append(gguf.TokenType.UNUSED)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("qwen2" if "qwen" in str(config.get("model_type")) else "gpt-2")
+    writer.add_tokenizer_pre(pre_tokenizer(data, model_dir))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
