@@ -73,3 +73,16 @@ def test_served_and_in_process_llama_cpp_write_the_same_text(
     # it and we decode it to U+FFFD: those texts are not comparable as text. The others are.
     comparable = [(g, w) for g, w in zip(got, want, strict=True) if "\ufffd" not in w]
     assert comparable and all(g == w for g, w in comparable), (got, want)
+
+
+def test_quality_on_a_text_only_server_is_unavailable_with_the_reason(
+    server_backend: OpenAIBackend,
+) -> None:
+    """llama-cpp-python's server takes no token-id prompts: the probe and perplexity say so in one
+    line instead of passing on the server's validation errors, and never make up a number."""
+    from pytest_llmbench.errors import QualityUnavailable
+
+    with pytest.raises(QualityUnavailable, match="takes text prompts only"):
+        server_backend.greedy_token_ids([[5, 6, 7]], 4)
+    with pytest.raises(QualityUnavailable, match="takes text prompts only"):
+        server_backend.token_logprobs([5, 6, 7], [8, 9])

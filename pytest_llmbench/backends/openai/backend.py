@@ -44,7 +44,7 @@ from pytest_llmbench.backends.base import (
 )
 from pytest_llmbench.backends.openai.options import OpenAIOptions, from_spec_options
 from pytest_llmbench.backends.openai.sse import SSEError, SSEParser, parse_data
-from pytest_llmbench.errors import BackendUnavailable, EngineError
+from pytest_llmbench.errors import BackendUnavailable, EngineError, QualityUnavailable
 
 if TYPE_CHECKING:
     import aiohttp
@@ -380,12 +380,22 @@ class OpenAIBackend(Backend):
     ) -> list[tuple[int, ...]]:
         from pytest_llmbench.backends.openai.quality import greedy_token_ids
 
+        self._require_token_ids()
         return greedy_token_ids(self._client(), prompts, output_tokens)
 
     def token_logprobs(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
         from pytest_llmbench.backends.openai.quality import token_logprobs
 
+        self._require_token_ids()
         return token_logprobs(self._client(), prompt_ids, response_ids)
+
+    def _require_token_ids(self) -> None:
+        """The probe and perplexity speak token ids; a text-only server cannot answer them."""
+        if self._text_prompts:
+            raise QualityUnavailable(
+                f"the managed {self.options.server} server (llama-cpp-python's) takes text "
+                "prompts only and returns text, not token ids"
+            )
 
     def speculative_counters(self) -> SpeculativeCounters | None:
         """A vLLM server's spec-decode counters from ``/metrics``; None where it has none."""
