@@ -76,5 +76,7 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
     # async engine the backend streams every token (for per-token times) while the direct call
     # asks for final outputs only, which costs some 10% more on this tiny model.
     floor = 0.9 if inside.engine == "LLM" else 0.8
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # other workers share the cores: the ratios are recorded, not asserted
     assert b / d > floor, summary
     assert h / d > floor, summary

@@ -166,9 +166,13 @@ def machine_id(machine: dict[str, Any]) -> str:
 
 
 def gpu_names(machine: dict[str, Any]) -> list[str]:
-    """Sorted GPU names of a machine dict (empty without GPUs or NVML)."""
-    gpus = machine.get("gpus") or {}
-    return sorted(str(d.get("name")) for d in gpus.get("devices", []) or [])
+    """Sorted GPU names of a machine dict (empty without GPUs or NVML, or where a report's
+    free-form machine section holds something else there)."""
+    gpus = machine.get("gpus")
+    devices = gpus.get("devices") if isinstance(gpus, dict) else None
+    if not isinstance(devices, list):
+        return []
+    return sorted(str(d.get("name")) for d in devices if isinstance(d, dict))
 
 
 def collect_machine_info(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:

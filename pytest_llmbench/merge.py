@@ -42,7 +42,8 @@ def pooled_values(
 
 def _machines(machine: dict[str, Any]) -> list[dict[str, Any]]:
     if machine.get("mixed"):
-        return list(machine.get("machines", []))
+        machines = machine.get("machines")
+        return [m for m in machines if isinstance(m, dict)] if isinstance(machines, list) else []
     return [machine] if machine else []
 
 

@@ -465,6 +465,11 @@ class Report:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise ReportError(source, f"results[{i}]: {what}") from None
+        machine = data.get("machine") or {}
+        if not isinstance(machine, dict):
+            raise ReportError(
+                source, f"'machine' should be an object, found {type(machine).__name__}"
+            )
         agreement = data.get("agreement") or []
         if not isinstance(agreement, list) or not all(
             isinstance(e, dict) and isinstance(e.get("backends"), list) for e in agreement
@@ -476,7 +481,7 @@ class Report:
             started_at=data["started_at"],
             finished_at=data.get("finished_at"),
             complete=data["complete"],
-            machine=dict(data.get("machine") or {}),
+            machine=dict(machine),
             pytest_llmbench_version=str(data.get("pytest_llmbench_version") or ""),
             schema_version=SCHEMA_VERSION,
             mixed_backends=bool(data.get("mixed_backends", False)),

@@ -30,7 +30,8 @@ def safe_name(name: str) -> str:
 def autosave_name(machine: dict[str, Any], now: datetime | None = None) -> str:
     """``<UTC time>_<commit[:8]>`` (commit left out where unknown), as pytest-benchmark does."""
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    commit = ((machine.get("git") or {}).get("commit") or "")[:8]
+    git = machine.get("git")
+    commit = str((git.get("commit") if isinstance(git, dict) else None) or "")[:8]
     return f"{stamp}_{commit}" if commit else stamp
 
 

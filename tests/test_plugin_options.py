@@ -50,7 +50,7 @@ def test_unknown_backend_is_a_usage_error(echo_pytester: pytest.Pytester) -> Non
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "unknown backend 'nosuch'" in err
-    assert "available: pytorch, vllm, sglang, tensorrt, openai, echo, broken, auto" in err
+    assert "available: pytorch, vllm, sglang, tensorrt, openai, llamacpp, echo, broken, auto" in err
     assert "Traceback" not in err
 
 

@@ -37,7 +37,7 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
         rows.append(
             [
                 r.test_id.split("::", 1)[-1],
-                f"{r.workload['num_prompts']}x{r.workload['input_tokens']}->{r.workload['output_tokens']}",
+                workload_label(r.workload),
                 len(r.repetitions),
                 _fmt(agg.get("output_throughput")),
                 _fmt(agg.get("request_throughput"), digits=2),
@@ -211,3 +211,11 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
                 "passes (runner.warmup_max)"
             )
     return out
+
+
+def workload_label(workload: object) -> str:
+    """``PROMPTSxINPUT->OUTPUT``; ``?`` for a part a (hand-edited) report lacks."""
+    w = workload if isinstance(workload, dict) else {}
+    return (
+        f"{w.get('num_prompts', '?')}x{w.get('input_tokens', '?')}->{w.get('output_tokens', '?')}"
+    )

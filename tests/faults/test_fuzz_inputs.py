@@ -127,18 +127,19 @@ def test_any_llm_fail_on_is_accepted_or_one_line(text: str) -> None:
 VALID_REPORT = make_report([make_result()]).to_dict()
 
 
+def paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key path of a JSON value, depth first."""
+    items = (
+        data.items() if isinstance(data, dict) else enumerate(data)
+        if isinstance(data, list) else ()
+    )  # fmt: skip
+    for key, value in items:
+        yield (*prefix, key)
+        yield from paths(value, (*prefix, key))
+
+
 def mutations() -> st.SearchStrategy[str]:
     """A valid report with one part broken: a value replaced, a key dropped, or the text cut."""
-
-    def paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-        items = (
-            data.items() if isinstance(data, dict) else enumerate(data)
-            if isinstance(data, list) else ()
-        )  # fmt: skip
-        for key, value in items:
-            yield (*prefix, key)
-            yield from paths(value, (*prefix, key))
-
     every_path = list(paths(VALID_REPORT))
 
     def replaced(path: tuple[Any, ...], value: Any, drop: bool) -> str:
@@ -192,6 +193,29 @@ def test_llmbench_show_and_compare_exit_0_or_2_with_one_line(
         assert code in (0, 2, 11), (argv, code, err)
         if code == 2:
             assert len(err.strip().splitlines()) == 1, err
+
+
+def test_every_field_of_a_report_with_every_wrong_type_is_read_or_one_line(
+    tmp_path: Path,
+) -> None:
+    """Exhaustive where the fuzzer samples: each value of a real report replaced in turn by each
+    JSON type, through ``show`` and ``compare`` (the readers that walk free-form sections)."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(VALID_REPORT))
+    bad = tmp_path / "bad.json"
+    for path in paths(VALID_REPORT):
+        for wrong in (None, True, 3, "x", [], {}, [1], {"k": 1}):
+            data = json.loads(json.dumps(VALID_REPORT))
+            cursor = data
+            for key in path[:-1]:
+                cursor = cursor[key]
+            cursor[path[-1]] = wrong
+            bad.write_text(json.dumps(data))
+            for argv in (("show", str(bad)), ("compare", str(good), str(bad))):
+                code, err = run_cli(*argv)
+                assert code in (0, 2, 11, 12), (path, wrong, argv, code, err)
+                if code == 2:
+                    assert len(err.strip().splitlines()) == 1, (path, wrong, err)
 
 
 # -- the same inputs through real pytest sessions (fewer: each is a session) -----------------------
