@@ -33,7 +33,9 @@ def test_completions_stream_timestamps_and_usage(tiny_model: Path, fake_server: 
     assert c.start_s < c.first_token_s == c.token_times_s[0]  # type: ignore[operator]
     assert list(c.token_times_s) == sorted(c.token_times_s)
     assert c.token_times_s[-1] <= c.end_s
-    assert all(dt >= 0.004 for dt in c.inter_token_s)  # the fake sleeps 5 ms between events
+    # The fake sleeps 5 ms between events: stamps follow arrivals, not the end of the stream (a busy
+    # machine may hand two events over in one read, so the span is checked, not every gap).
+    assert c.token_times_s[-1] - c.token_times_s[0] >= 0.004 * (len(c.token_times_s) - 1)
     assert c.input_tokens == 3  # the usage block's prompt_tokens
     body = fake_server.state.bodies[0]
     assert body["model"] == MODEL_ID  # from /v1/models
