@@ -65,26 +65,34 @@ def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
     return f"<figure>{svg}{table}</figure>"
 
 
-def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
-    xs = sorted(values)
-    n = len(xs)
-    return xs, [(i + 1) / n for i in range(n)]
+def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[float], str]:
+    """Pooled CDF of one latency in ms: exact from the samples where the report kept them,
+    else at the fixed histogram edges (see pytest_llmbench.latency)."""
+    if all(rep.samples_kept for rep in result.repetitions):
+        xs = sorted(v * 1000 for rep in result.repetitions for v in rep.latencies()[field_name])
+        n = len(xs)
+        return xs, [(i + 1) / n for i in range(n)], "every sample"
+    edges_s, fractions = result.latency_summaries()[field_name].histogram.cdf()
+    return [x * 1000 for x in edges_s], fractions, "histogram, 10 bins per decade"
 
 
 def _latency_section(result: BenchmarkResult) -> str:
     parts = []
-    summary = result.latency()
+    summaries = result.latency_summaries()
     for field_name, label in _LATENCIES:
-        pooled_ms = [v * 1000 for rep in result.repetitions for v in getattr(rep, field_name)]
-        xs, ys = _cdf(pooled_ms)
+        xs, ys, source = _cdf(result, field_name)
         svg = plot(
-            f"{result.test_id}: {label} CDF",
+            f"{result.test_id}: {label} CDF ({source})",
             f"{label} (ms)",
             "fraction of samples",
             [Series(label, xs, ys, line=True)] if xs else [],
         )
-        stats = summary.get(field_name, {})
-        rows = [[k, _num(None if v is None else v * 1000)] for k, v in stats.items()]
+        stats = summaries[field_name].to_dict()
+        rows = [["count", str(stats["count"])]]
+        rows += [
+            [k, _num(None if stats[k] is None else stats[k] * 1000)]
+            for k in ("mean", "min", "p50", "p90", "p99", "max")
+        ]
         parts.append(f"<figure>{svg}{_table(['statistic', f'{label} (ms)'], rows)}</figure>")
     return "".join(parts)
 
