@@ -484,6 +484,8 @@ class Report:
     pytest_llmbench_version: str = ""
     schema_version: int = SCHEMA_VERSION
     mixed_backends: bool = False
+    # The gate's comparison with a baseline (gate.Comparison.to_dict()), kept as written
+    comparison: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.pytest_llmbench_version:
@@ -508,6 +510,8 @@ class Report:
         }
         if self.mixed_backends:
             data["mixed_backends"] = True
+        if self.comparison is not None:
+            data["comparison"] = self.comparison
         return data
 
     def to_json(self) -> str:
@@ -545,6 +549,7 @@ class Report:
             pytest_llmbench_version=str(data.get("pytest_llmbench_version") or ""),
             schema_version=SCHEMA_VERSION,
             mixed_backends=bool(data.get("mixed_backends", False)),
+            comparison=data["comparison"] if isinstance(data.get("comparison"), dict) else None,
         )
 
 

@@ -129,7 +129,10 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
-        (lambda d: d.update(schema_version=99), "schema_version 99 is not supported (expected 1 or 2)"),
+        (
+            lambda d: d.update(schema_version=99),
+            "schema_version 99 is not supported (expected 1 or 2)",
+        ),
         (lambda d: d.pop("results"), "missing key 'results'"),
         (lambda d: d["results"][0].pop("repetitions"), "results[0]: missing key 'repetitions'"),
         (lambda d: d.update(complete="yes"), "'complete' should be a bool"),
