@@ -225,7 +225,12 @@ def llm_bench(request: pytest.FixtureRequest, llm_backend: EngineHandle) -> Iter
         request.node.user_properties.append((USER_PROPERTY, kept.to_dict()))
         config.hook.pytest_llmbench_result(result=result)
 
-    yield LLMBench(_session(config), llm_backend, request.node.nodeid, record)
+    from pytest_llmbench.progress import TerminalProgress
+
+    def progress(test_id: str) -> TerminalProgress:
+        return TerminalProgress(config, test_id)
+
+    yield LLMBench(_session(config), llm_backend, request.node.nodeid, record, progress)
 
 
 @pytest.fixture
