@@ -13,8 +13,8 @@ from pytest_llmbench.results import Report
 
 # (metric, label with unit, scale from the metric's unit to the label's)
 TREND_METRICS: tuple[tuple[str, str, float], ...] = (
-    ("output_throughput", "output tok/s", 1.0),
-    ("request_throughput", "req/s", 1.0),
+    ("output_throughput", "output throughput (tok/s)", 1.0),
+    ("request_throughput", "request throughput (req/s)", 1.0),
     ("ttft_s_p50", "TTFT p50 (ms)", 1000.0),
     ("itl_s_p50", "ITL p50 (ms)", 1000.0),
     ("e2e_latency_s_p99", "E2E p99 (ms)", 1000.0),

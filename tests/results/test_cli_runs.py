@@ -35,9 +35,9 @@ def test_show_several_runs_one_table_per_backend_runs_as_columns(runs: list[str]
     assert code == 0
     assert [ln.split(":")[0] for ln in out.splitlines()[:3]] == ["run 1", "run 2", "run 3"]
     assert "backend pytorch (1.0), 3 runs" in out and "backend vllm (1.0), 3 runs" in out
-    row = next(ln for ln in out.splitlines() if "output tok/s" in ln and "[pytorch]" in ln)
+    row = next(ln for ln in out.splitlines() if "output throughput" in ln and "[pytorch]" in ln)
     assert re.search(r"1000\s+1100\s+1200\s*$", row)
-    vllm = next(ln for ln in out.splitlines() if "output tok/s" in ln and "[vllm]" in ln)
+    vllm = next(ln for ln in out.splitlines() if "output throughput" in ln and "[vllm]" in ln)
     assert re.search(r"-\s+-\s+2000\s*$", vllm)  # never pooled with pytorch's numbers
 
 
@@ -46,8 +46,8 @@ def test_html_of_several_reports_has_a_trend_per_backend(runs: list[str], tmp_pa
     code, out = run("html", *runs, "-o", str(out_path))
     assert code == 0 and "from 3 report(s)" in out
     page = out_path.read_text()
-    assert "pytorch: output tok/s run over run" in page
-    assert "vllm: output tok/s run over run" in page
+    assert "pytorch: output throughput (tok/s) run over run" in page
+    assert "vllm: output throughput (tok/s) run over run" in page
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
 
 
