@@ -124,8 +124,23 @@ def _parser() -> argparse.ArgumentParser:
         "--storage", default=None, metavar="DIR", help="storage folder (default .llmbench)"
     )
 
-    p = sub.add_parser("show", help="Print a report: one table per backend, side by side.")
-    p.add_argument("report", metavar="REPORT.json")
+    p = sub.add_parser(
+        "show",
+        help="Print reports: one table per backend; several reports side by side as runs.",
+        description="One report: its results, one table per backend. Several reports (runs of "
+        "the same benchmarks, oldest first): per backend, each benchmark's headline metrics "
+        "with one column per run. Backends are never pooled.",
+    )
+    p.add_argument("reports", nargs="+", metavar="REPORT.json")
+
+    p = sub.add_parser(
+        "html",
+        help="Write the self-contained HTML report of saved reports (several: run-over-run).",
+        description="Write the HTML report --llm-html writes, from saved reports. Several "
+        "reports (oldest first) add a run-over-run trend per backend and metric.",
+    )
+    p.add_argument("reports", nargs="+", metavar="REPORT.json")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.html", help="where to write")
 
     p = sub.add_parser(
         "docs",
@@ -282,17 +297,30 @@ def _save(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from pytest_llmbench.report.terminal import render_summary
+    from pytest_llmbench.report.terminal import render_runs, render_summary
     from pytest_llmbench.results import load_report
 
-    report = load_report(args.report)
-    state = "complete" if report.complete else "INCOMPLETE (interrupted)"
-    print(
-        f"{args.report}: {len(report.results)} results, {state}, started {report.started_at}",
-        file=out,
-    )
-    for line in render_summary(report.results):
+    reports = [load_report(path) for path in args.reports]
+    for n, (path, report) in enumerate(zip(args.reports, reports, strict=True), start=1):
+        state = "complete" if report.complete else "INCOMPLETE (interrupted)"
+        run = f"run {n}: " if len(reports) > 1 else ""
+        print(
+            f"{run}{path}: {len(report.results)} results, {state}, started {report.started_at}",
+            file=out,
+        )
+    lines = render_summary(reports[0].results) if len(reports) == 1 else render_runs(reports)
+    for line in lines:
         print(line, file=out)
+    return EXIT_OK
+
+
+def _html(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_llmbench.report.html import write_html
+    from pytest_llmbench.results import load_report
+
+    reports = [load_report(path) for path in args.reports]
+    write_html(args.output, reports)
+    print(f"wrote {args.output} from {len(reports)} report(s)", file=out)
     return EXIT_OK
 
 
@@ -336,6 +364,7 @@ COMMANDS = {
     "merge": _merge,
     "save": _save,
     "show": _show,
+    "html": _html,
     "compat": _compat,
     "docs": _docs,
 }

@@ -124,11 +124,19 @@ class ResultCollector:
         if not self.write(data) and session.exitstatus == pytest.ExitCode.OK:
             # The report a user asked for is missing or stale: the run must not look green.
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        if self.html_path:
-            from pytest_llmbench.report.html import write_html
-            from pytest_llmbench.results import Report
+        try:
+            self._compare(session, data)
+        finally:
+            if self.html_path:  # after the comparison: the page shows its verdicts
+                from pytest_llmbench.report.html import write_html
+                from pytest_llmbench.results import Report
 
-            write_html(self.html_path, [Report.from_dict(data)])
+                comparison = self.outcome.comparison if self.outcome is not None else None
+                if comparison is not None:
+                    data = {**data, "comparison": comparison.to_dict()}
+                write_html(self.html_path, [Report.from_dict(data)])
+
+    def _compare(self, session: pytest.Session, data: dict[str, Any]) -> None:
         if self.plan is None or not self.plan.active:
             return
         from pytest_llmbench.errors import LLMBenchError

@@ -11,6 +11,7 @@ from typing import Any
 from pytest_llmbench.backends.base import Schedule
 from pytest_llmbench.errors import EngineError
 from pytest_llmbench.goodput import slo_to_dict
+from pytest_llmbench.progress import TerminalProgress
 from pytest_llmbench.results import BenchmarkResult
 from pytest_llmbench.runner import RunSettings, run_benchmark
 from pytest_llmbench.session import EngineHandle, LLMBenchSession
@@ -69,7 +70,9 @@ class LLMBench:
         engine: EngineHandle,
         test_id: str,
         record: Callable[[BenchmarkResult], None],
+        progress: Callable[[str], TerminalProgress] | None = None,
     ) -> None:
+        self._progress = progress  # a live line per call, given the test id
         self._session = session
         self.engine = engine
         self._test_id = test_id
@@ -120,6 +123,8 @@ class LLMBench:
         quality = self._session.quality(self.engine)
         spec_before = self.engine.backend.speculative_counters()
         started = _now()
+        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
+        live = self._progress(test_id) if self._progress is not None else None
         try:
             warmup, repetitions = run_benchmark(
                 self.engine.backend,
@@ -134,14 +139,17 @@ class LLMBench:
                     slo=self._session.options.slo,
                 ),
                 telemetry=self.engine.telemetry,
+                progress=live,
             )
         except EngineError:
             self._session.discard(self.engine.name)
             raise
+        finally:
+            if live is not None:
+                live.finish()
         # Details may describe the last run (e.g. how a server's tokens were counted): ask again.
         info = self.engine.backend.info()
         speculative = _speculative(spec_before, self.engine.backend.speculative_counters())
-        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
         result = BenchmarkResult(
             test_id=test_id,
             backend=info.backend,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_llmbench.errors import ReportError, StorageError
-from pytest_llmbench.results import SCHEMA_VERSION, Report, read_report_data
+from pytest_llmbench.results import READABLE_SCHEMA_VERSIONS, Report, read_report_data
 
 DEFAULT_HISTORY_RUNS = 20
 """The newest this many runs make the history (Bencher looks at up to 64)."""
@@ -85,7 +85,7 @@ def load_history(files: Sequence[Path], max_runs: int = DEFAULT_HISTORY_RUNS) ->
     skipped: list[str] = []
     for path in files:
         data = read_report_data(path)
-        if data.get("schema_version") != SCHEMA_VERSION:
+        if data.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             skipped.append(f"{path} (schema_version {data.get('schema_version')!r})")
             continue
         loaded.append((Report.from_dict(data, source=str(path)), str(path)))

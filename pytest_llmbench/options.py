@@ -93,6 +93,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="Write a self-contained HTML report with plots here at the end of the session.",
     )
     option(
+        "--llm-keep-samples",
+        "bool",
+        False,
+        action="store_true",
+        help="Keep every latency sample (TTFT, inter-token, end-to-end) in the JSON report; by "
+        "default each repetition keeps exact percentiles, count, mean, min, max and a histogram.",
+    )
+    option(
         "--llm-ignore-backend-warnings",
         "bool",
         False,
@@ -264,6 +272,7 @@ class Options:
     baseline: BaselineOptions
     slo: SLO | None = None
     html_path: str | None = None
+    keep_samples: bool = False  # every latency sample in the report (--llm-keep-samples)
 
 
 @dataclass(frozen=True)
@@ -349,6 +358,7 @@ def read_options(config: pytest.Config) -> Options:
         warmup=_int(config, "llm_warmup", "--llm-warmup"),
         json_path=_value(config, "llm_json"),
         html_path=_value(config, "llm_html"),
+        keep_samples=bool(_value(config, "llm_keep_samples")),
         gpus_per_worker=_int(config, "llm_gpus_per_worker", "--llm-gpus-per-worker") or None,
         ignore_backend_warnings=bool(_value(config, "llm_ignore_backend_warnings")),
         unsupported=unsupported,

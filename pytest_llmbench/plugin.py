@@ -231,12 +231,21 @@ def llm_bench(request: pytest.FixtureRequest, llm_backend: EngineHandle) -> Iter
     from pytest_llmbench.fixture import LLMBench
 
     config = request.config
+    keep_samples = _session(config).options.keep_samples
 
     def record(result: BenchmarkResult) -> None:
-        request.node.user_properties.append((USER_PROPERTY, result.to_dict()))
+        # The report keeps summaries (exact percentiles, histograms) unless samples were asked
+        # for: its size, and what travels from xdist workers, must not grow with tokens measured.
+        kept = result if keep_samples else result.without_samples()
+        request.node.user_properties.append((USER_PROPERTY, kept.to_dict()))
         config.hook.pytest_llmbench_result(result=result)
 
-    yield LLMBench(_session(config), llm_backend, request.node.nodeid, record)
+    from pytest_llmbench.progress import TerminalProgress
+
+    def progress(test_id: str) -> TerminalProgress:
+        return TerminalProgress(config, test_id)
+
+    yield LLMBench(_session(config), llm_backend, request.node.nodeid, record, progress)
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
 """BenchmarkResult and the JSON report: what was measured, and how it travels and is stored.
 
 The report's shape is versioned (``SCHEMA_VERSION``) and described by the JSON Schema
-``pytest_llmbench/schema/report-v1.json`` (:func:`load_schema`). Sections of a result marked
-"derived" in the schema (``metrics``, ``statistics``, ``throughput``, ``latency``, ``energy``)
-are recomputed from the raw repetitions when a report is read, so they can never disagree.
+``pytest_llmbench/schema/report-v2.json`` (:func:`load_schema`). Sections of a result marked
+"derived" in the schema (``metrics``, ``statistics``, ``throughput``, ``energy``) are recomputed
+from the raw repetitions when a report is read, so they can never disagree.
+
+Version 2 keeps a summary of each repetition's latencies (:mod:`pytest_llmbench.latency`) instead
+of every sample, unless samples were asked for (``--llm-keep-samples``); version 1 reports, which
+kept every sample, are still read.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.energy.base import EnergyReading, EnergyUnavailable
 from pytest_llmbench.errors import ReportError
+from pytest_llmbench.latency import LatencySummary, pooled_summary
 from pytest_llmbench.plain import (
     as_text,
     plain_float,
@@ -26,29 +31,16 @@ from pytest_llmbench.plain import (
     plain_str,
     plain_str_dict,
 )
-from pytest_llmbench.stats import Summary, percentile
+from pytest_llmbench.stats import Summary
 
 if TYPE_CHECKING:
     from pytest_llmbench.backends.base import Completion
     from pytest_llmbench.goodput import SLO
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # versions Report.from_dict still reads
 SCHEMA_RESOURCE = f"schema/report-v{SCHEMA_VERSION}.json"  # inside the package
 USER_PROPERTY = "llmbench_result"  # key under which a result rides on the test report
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolation percentile (numpy's default); None for no values."""
-    return percentile(values, q) if values else None
-
-
-def latency_summary(values: Sequence[float]) -> dict[str, float | None]:
-    return {
-        "mean": statistics.fmean(values) if values else None,
-        "p50": _percentile(values, 50),
-        "p90": _percentile(values, 90),
-        "p99": _percentile(values, 99),
-    }
 
 
 @dataclass(frozen=True)
@@ -68,6 +60,10 @@ class Repetition:
     good_requests: int | None = None  # requests that met every SLO; None when no SLO was set
     # GPU state at both ends of the window (energy.telemetry.window_telemetry); None off-GPU
     telemetry: dict[str, Any] | None = None
+    # Summaries of the three latency sample sets, by LATENCY_FIELDS name: computed from the
+    # samples, or given alone when the samples were dropped (see without_samples()).
+    latency: Mapping[str, LatencySummary] | None = None
+    samples_dropped: bool = False
 
     @property
     def throttled(self) -> bool:
@@ -120,6 +116,35 @@ class Repetition:
             if not isinstance(telemetry, dict) or not isinstance(telemetry.get("gpus", []), list):
                 raise TypeError("telemetry: expected an object with a 'gpus' list")
             set_(self, "telemetry", telemetry)
+        samples = self.latencies()
+        if not self.samples_dropped:
+            set_(self, "latency", {k: LatencySummary.of(v) for k, v in samples.items()})
+        elif any(samples.values()):
+            raise ValueError("samples given for a repetition whose samples were dropped")
+        elif self.latency is None or set(self.latency) != set(LATENCY_FIELDS):
+            raise ValueError(f"latency: expected summaries of {', '.join(LATENCY_FIELDS)}")
+
+    @property
+    def summaries(self) -> Mapping[str, LatencySummary]:
+        """The latency summaries by field name (``ttft_s``, ``itl_s``, ``e2e_latency_s``)."""
+        assert self.latency is not None  # set in __post_init__
+        return self.latency
+
+    @property
+    def samples_kept(self) -> bool:
+        """Every latency sample is here (not only the summaries)."""
+        return not self.samples_dropped
+
+    def without_samples(self) -> Repetition:
+        """This repetition with summaries only: what a report keeps by default."""
+        return replace(
+            self,
+            ttft_s=(),
+            itl_s=(),
+            e2e_latency_s=(),
+            latency=self.summaries,
+            samples_dropped=True,
+        )
 
     def metrics(self) -> dict[str, float | None]:
         """Scalar metrics of this repetition, the unit of the statistics and of gating."""
@@ -134,8 +159,8 @@ class Repetition:
             if self.requests + self.errors
             else None,
         }
-        for name, values in self.latencies().items():
-            for key, value in latency_summary(values).items():
+        for name, summary in self.summaries.items():
+            for key, value in summary.stats().items():
                 out[f"{name}_{key}"] = value
         if isinstance(self.energy, EnergyReading):
             e = self.energy
@@ -154,17 +179,44 @@ class Repetition:
         return out
 
     def latencies(self) -> dict[str, tuple[float, ...]]:
-        """Per-request (or per-token, for ``itl_s``) latencies in seconds, by metric base name."""
+        """Per-request (or per-token, for ``itl_s``) latency samples in seconds, by metric base
+        name; empty where only summaries were kept (see :attr:`samples_kept`)."""
         return {"ttft_s": self.ttft_s, "itl_s": self.itl_s, "e2e_latency_s": self.e2e_latency_s}
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in (
+                "window_s",
+                "iterations",
+                "requests",
+                "errors",
+                "input_tokens",
+                "output_tokens",
+                "good_requests",
+                "telemetry",
+            )
+        }
         data["energy"] = energy_to_dict(self.energy)
+        data["latency"] = {k: s.to_dict() for k, s in self.summaries.items()}
+        if self.samples_kept:
+            data["samples"] = {k: list(v) for k, v in self.latencies().items()}
         data["metrics"] = self.metrics()
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Repetition:
+    def from_dict(cls, data: Mapping[str, Any], schema_version: int = SCHEMA_VERSION) -> Repetition:
+        """Parse a repetition of a report of ``schema_version`` (1: samples only)."""
+        summaries: dict[str, LatencySummary] | None = None
+        if schema_version == 1:
+            samples = {k: tuple(data[k]) for k in LATENCY_FIELDS}
+        else:
+            kept = data.get("samples") or {}
+            samples = {k: tuple(kept.get(k, ())) for k in LATENCY_FIELDS}
+            summaries = {
+                k: LatencySummary.from_dict(data["latency"][k], f"latency.{k}")
+                for k in LATENCY_FIELDS
+            }
         return cls(
             window_s=data["window_s"],
             iterations=data["iterations"],
@@ -172,13 +224,18 @@ class Repetition:
             errors=data["errors"],
             input_tokens=data["input_tokens"],
             output_tokens=data["output_tokens"],
-            ttft_s=tuple(data["ttft_s"]),
-            itl_s=tuple(data["itl_s"]),
-            e2e_latency_s=tuple(data["e2e_latency_s"]),
+            ttft_s=samples["ttft_s"],
+            itl_s=samples["itl_s"],
+            e2e_latency_s=samples["e2e_latency_s"],
             energy=energy_from_dict(data["energy"]),
             good_requests=data.get("good_requests"),
             telemetry=data.get("telemetry"),
+            latency=summaries,
+            samples_dropped=summaries is not None and "samples" not in data,
         )
+
+
+LATENCY_FIELDS = ("ttft_s", "itl_s", "e2e_latency_s")
 
 
 def energy_to_dict(energy: EnergyReading | EnergyUnavailable) -> dict[str, Any]:
@@ -237,6 +294,10 @@ class BenchmarkResult:
     quality: dict[str, Any] | None = None
     # speculative decoding counts over this result's call (pytest_llmbench.speculative)
     speculative: dict[str, Any] | None = None
+    # Latencies of all repetitions pooled, by LATENCY_FIELDS name: computed from the samples when
+    # every repetition kept them; else as given (exact percentiles from measurement time), else
+    # what the repetitions' summaries tell (no percentiles). See latency_summaries().
+    pooled_latency: Mapping[str, LatencySummary] | None = None
 
     @property
     def throttled_repetitions(self) -> int:
@@ -264,12 +325,45 @@ class BenchmarkResult:
                 if not isinstance(value, dict):
                     raise TypeError(f"{name}: expected an object, found {type(value).__name__}")
                 set_(self, name, value)
+        if all(r.samples_kept for r in self.repetitions):
+            pooled = {
+                k: LatencySummary.of([v for r in self.repetitions for v in r.latencies()[k]])
+                for k in LATENCY_FIELDS
+            }
+        elif self.pooled_latency is not None:
+            pooled = dict(self.pooled_latency)
+            for k in LATENCY_FIELDS:
+                counted = sum(r.summaries[k].count for r in self.repetitions)
+                if k not in pooled or pooled[k].count != counted:
+                    raise ValueError(
+                        f"latency.{k}: pooled count does not match the repetitions' ({counted})"
+                    )
+        else:
+            pooled = {
+                k: pooled_summary([r.summaries[k] for r in self.repetitions])
+                for k in LATENCY_FIELDS
+            }
+        set_(self, "pooled_latency", pooled)
 
     def result_metrics(self) -> dict[str, float | None]:
         """Metrics measured once per result, not per repetition (deterministic: perplexity)."""
         quality = self.quality or {}
         value = quality.get("perplexity")
         return {"perplexity": float(value) if isinstance(value, (int, float)) else None}
+
+    def without_samples(self) -> BenchmarkResult:
+        """This result with latency summaries only (exact percentiles kept): the report's
+        default, whose size does not grow with the number of tokens measured."""
+        return replace(
+            self,
+            repetitions=tuple(r.without_samples() for r in self.repetitions),
+            pooled_latency=self.latency_summaries(),
+        )
+
+    def latency_summaries(self) -> dict[str, LatencySummary]:
+        """Latencies of all repetitions pooled (seconds), by field name."""
+        assert self.pooled_latency is not None  # set in __post_init__
+        return dict(self.pooled_latency)
 
     def aggregate(self) -> dict[str, float | None]:
         """Mean over repetitions of each metric (None where a repetition lacks it), and the
@@ -322,12 +416,8 @@ class BenchmarkResult:
         }
 
     def latency(self) -> dict[str, dict[str, float | None]]:
-        """Latency percentiles (seconds) over the requests of all repetitions pooled."""
-        pooled: dict[str, list[float]] = {}
-        for rep in self.repetitions:
-            for name, values in rep.latencies().items():
-                pooled.setdefault(name, []).extend(values)
-        return {name: latency_summary(values) for name, values in pooled.items()}
+        """Latency mean and percentiles (seconds) over the requests of all repetitions pooled."""
+        return {name: s.stats() for name, s in self.latency_summaries().items()}
 
     def energy_summary(self) -> dict[str, Any]:
         """Energy per repetition (means), or ``{"available": False, "reason": ...}``."""
@@ -371,7 +461,11 @@ class BenchmarkResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {
+            f: getattr(self, f)
+            for f in self.__dataclass_fields__
+            if f not in ("repetitions", "pooled_latency")
+        }
         for name in ("quality", "speculative"):  # optional sections: absent rather than null
             if data[name] is None:
                 del data[name]
@@ -379,15 +473,24 @@ class BenchmarkResult:
         data["aggregate"] = self.aggregate()
         data["statistics"] = {name: s.to_dict() for name, s in self.statistics().items()}
         data["throughput"] = self.throughput()
-        data["latency"] = self.latency()
+        data["latency"] = {k: s.to_dict() for k, s in self.latency_summaries().items()}
         data["energy"] = self.energy_summary()
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkResult:
-        fields = {f for f in cls.__dataclass_fields__}
+    def from_dict(
+        cls, data: Mapping[str, Any], schema_version: int = SCHEMA_VERSION
+    ) -> BenchmarkResult:
+        """Parse a result of a report of ``schema_version`` (see :meth:`Report.from_dict`)."""
+        fields = {f for f in cls.__dataclass_fields__} - {"pooled_latency"}
         kwargs = {k: v for k, v in data.items() if k in fields}
-        kwargs["repetitions"] = tuple(Repetition.from_dict(r) for r in data["repetitions"])
+        kwargs["repetitions"] = tuple(
+            Repetition.from_dict(r, schema_version) for r in data["repetitions"]
+        )
+        if schema_version >= 2 and data.get("latency"):
+            kwargs["pooled_latency"] = {
+                k: LatencySummary.from_dict(v, f"latency.{k}") for k, v in data["latency"].items()
+            }
         return cls(**kwargs)
 
 
@@ -411,6 +514,8 @@ class Report:
     mixed_backends: bool = False
     # One entry per pair of backends of one session (quality.agreement.compare_probes)
     agreement: tuple[dict[str, Any], ...] = ()
+    # The gate's comparison with a baseline (gate.Comparison.to_dict()), kept as written
+    comparison: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agreement", tuple(self.agreement))
@@ -438,6 +543,8 @@ class Report:
             data["mixed_backends"] = True
         if self.agreement:
             data["agreement"] = [dict(entry) for entry in self.agreement]
+        if self.comparison is not None:
+            data["comparison"] = self.comparison
         return data
 
     def to_json(self) -> str:
@@ -449,9 +556,10 @@ class Report:
         if not isinstance(data, Mapping):
             raise ReportError(source, f"expected a JSON object, found {type(data).__name__}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
+            expected = " or ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
             raise ReportError(
-                source, f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
+                source, f"schema_version {version!r} is not supported (expected {expected})"
             )
         for key, kind in (("results", list), ("started_at", str), ("complete", bool)):
             if key not in data:
@@ -461,7 +569,7 @@ class Report:
         results = []
         for i, item in enumerate(data["results"]):
             try:
-                results.append(BenchmarkResult.from_dict(item))
+                results.append(BenchmarkResult.from_dict(item, version))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise ReportError(source, f"results[{i}]: {what}") from None
@@ -485,6 +593,7 @@ class Report:
             pytest_llmbench_version=str(data.get("pytest_llmbench_version") or ""),
             schema_version=SCHEMA_VERSION,
             mixed_backends=bool(data.get("mixed_backends", False)),
+            comparison=data["comparison"] if isinstance(data.get("comparison"), dict) else None,
         )
 
 

@@ -20,6 +20,7 @@ from pytest_llmbench.backends.base import Backend, Completion, GenerationRequest
 from pytest_llmbench.energy.base import EnergyMeter
 from pytest_llmbench.errors import EngineError
 from pytest_llmbench.goodput import SLO
+from pytest_llmbench.progress import Progress, ProgressSink
 from pytest_llmbench.results import Repetition
 
 
@@ -73,18 +74,27 @@ def warm_up(
     schedule: Schedule,
     settings: RunSettings,
     clock: Callable[[], float] = time.perf_counter,
+    progress: ProgressSink | None = None,
+    began: float | None = None,
 ) -> Warmup:
     """Unmeasured passes until throughput settles (see the module docstring); ``warmup=0``
-    asks for no warm-up at all."""
+    asks for no warm-up at all. ``progress`` hears after each pass (``began``: the clock's
+    reading when the benchmark started)."""
     if settings.warmup == 0:
         return Warmup((), False)
+    began = clock() if began is None else began
     adaptive = settings.warmup_tolerance > 0
     most = max(settings.warmup, settings.warmup_max) if adaptive else settings.warmup
     pass_s: list[float] = []
+    tokens = 0
     while len(pass_s) < most:
         started = clock()
-        _check(backend.serve(requests, schedule), requests, backend.name)
+        batch = backend.serve(requests, schedule)
         pass_s.append(clock() - started)
+        _check(batch, requests, backend.name)
+        tokens += sum(c.output_tokens for c in batch if c.error is None)
+        if progress is not None:
+            progress(Progress("warm-up", len(pass_s), most, clock() - began, tokens, sum(pass_s)))
         if (
             adaptive
             and len(pass_s) >= settings.warmup
@@ -140,19 +150,36 @@ def run_benchmark(
     meter: EnergyMeter,
     settings: RunSettings,
     telemetry: Telemetry | None = None,
+    progress: ProgressSink | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[Warmup, list[Repetition]]:
-    """Warm up (unmeasured, until settled), then ``settings.repetitions`` measured repetitions."""
-    warmup = warm_up(backend, requests, schedule, settings)
-    repetitions = [
-        run_repetition(
-            backend,
-            requests,
-            schedule,
-            meter,
-            settings.max_iterations,
-            slo=settings.slo,
-            telemetry=telemetry,
+    """Warm up (unmeasured, until settled), then ``settings.repetitions`` measured repetitions.
+
+    ``progress`` hears after each warm-up pass and each repetition, never inside a window."""
+    began = clock()
+    warmup = warm_up(backend, requests, schedule, settings, clock, progress, began)
+    repetitions: list[Repetition] = []
+    for _ in range(settings.repetitions):
+        repetitions.append(
+            run_repetition(
+                backend,
+                requests,
+                schedule,
+                meter,
+                settings.max_iterations,
+                slo=settings.slo,
+                telemetry=telemetry,
+            )
         )
-        for _ in range(settings.repetitions)
-    ]
+        if progress is not None:  # the window has closed: reporting costs the measurement nothing
+            progress(
+                Progress(
+                    "repetition",
+                    len(repetitions),
+                    settings.repetitions,
+                    clock() - began,
+                    sum(r.output_tokens for r in repetitions),
+                    sum(r.window_s for r in repetitions),
+                )
+            )
     return warmup, repetitions

@@ -37,3 +37,36 @@ def test_session_report_validates_and_compares_with_itself(echo_pytester: pytest
         io.StringIO(),
     )  # fmt: skip
     assert code == 0
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_report_keeps_summaries_or_every_sample(echo_pytester: pytest.Pytester, keep: bool) -> None:
+    args = [
+        "--llm-backend",
+        "echo",
+        "--llm-repeat",
+        "2",
+        "--llm-warmup",
+        "0",
+        "--llm-json",
+        "o.json",
+    ]
+    result = echo_pytester.runpytest(*args, *(["--llm-keep-samples"] if keep else []))
+    result.assert_outcomes(passed=1)
+    data = json.loads((echo_pytester.path / "o.json").read_text())
+    jsonschema.validate(data, load_schema())
+    for rep in data["results"][0]["repetitions"]:
+        itl = rep["latency"]["itl_s"]
+        assert itl["count"] > 0 and sum(itl["histogram"]["counts"]) == itl["count"]
+        assert ("samples" in rep) is keep
+        if keep:
+            assert len(rep["samples"]["itl_s"]) == itl["count"]
+
+
+def test_keep_samples_from_the_ini_file(echo_pytester: pytest.Pytester) -> None:
+    echo_pytester.makeini("[pytest]\nllm_keep_samples = true\n")
+    echo_pytester.runpytest(
+        "--llm-backend", "echo", "--llm-warmup", "0", "--llm-json", "o.json"
+    ).assert_outcomes(passed=1)
+    data = json.loads((echo_pytester.path / "o.json").read_text())
+    assert all("samples" in rep for rep in data["results"][0]["repetitions"])

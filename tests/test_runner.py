@@ -275,3 +275,53 @@ def test_warmup_zero_means_none() -> None:
     backend = CountingBackend()
     warmup = warm_up(backend, requests(1), Schedule(), RunSettings(warmup=0, warmup_max=10))
     assert warmup.pass_s == () and backend.calls == 0
+
+
+def test_progress_is_reported_between_passes_and_never_inside_a_window() -> None:
+    from pytest_llmbench.progress import Progress
+
+    backend = CountingBackend()
+    meter = FakeCounterMeter(backend, min_updates=2)
+    open_windows: list[bool] = []
+    starts: list[int] = []
+    original_start = meter.start
+
+    def start() -> FakeCounterWindow:
+        window = original_start()
+        starts.append(backend.calls)
+        stop = window.stop
+
+        def stopped() -> EnergyReading:
+            open_windows.append(False)
+            return stop()
+
+        window.stop = stopped  # type: ignore[method-assign]
+        open_windows.append(True)
+        return window
+
+    meter.start = start  # type: ignore[method-assign]
+    seen: list[tuple[Progress, bool]] = []
+
+    def sink(p: Progress) -> None:
+        seen.append((p, bool(open_windows) and open_windows[-1]))
+
+    run_benchmark(
+        backend,
+        requests(2, out=4),
+        Schedule(),
+        meter,  # type: ignore[arg-type]
+        RunSettings(repetitions=3, warmup=2, warmup_tolerance=0),
+        progress=sink,
+    )
+    assert [(p.phase, p.done, p.total) for p, _ in seen] == [
+        ("warm-up", 1, 2),
+        ("warm-up", 2, 2),
+        ("repetition", 1, 3),
+        ("repetition", 2, 3),
+        ("repetition", 3, 3),
+    ]
+    assert not any(inside for _, inside in seen)
+    last = seen[-1][0]
+    assert last.output_tokens == 3 * 2 * 8  # 3 windows of 2 passes of 2 requests x 4 tokens
+    assert last.tok_s is not None and last.elapsed_s >= 0
+    assert "repetition 3/3" in last.describe("t") and "tok/s" in last.describe("t")

@@ -1,6 +1,9 @@
 """The HTML report: one self-contained file (inline SVG and CSS, no scripts, nothing fetched).
 
 Each backend gets its own section and plots; results of different backends are never pooled.
+Every plot has a title, axes with units and the table of its numbers beside it; a backend has
+the same colour in every plot of every report (:func:`~pytest_llmbench.report.svg.backend_colour`).
+Several reports add run-over-run trends; a report with a baseline comparison shows its verdicts.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ from pathlib import Path
 
 from pytest_llmbench.report.json_report import atomic_write_text
 from pytest_llmbench.report.pareto import FrontierPoint, pareto_frontier
-from pytest_llmbench.report.svg import Series, plot
+from pytest_llmbench.report.runs import TREND_METRICS, trends
+from pytest_llmbench.report.svg import Series, backend_colour, plot
 from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
 
 _CSS = (
     "body{font-family:sans-serif;margin:1em}figure{display:flex;gap:1em;align-items:flex-start;"
     "margin:1em 0}table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;"
     "padding:2px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
+    ".worse{background:#fdd}.better{background:#dfd}.swatch{display:inline-block;"
+    "width:1em;height:1em;vertical-align:middle;margin-right:4px}"
 )
 _LATENCIES = (("ttft_s", "TTFT"), ("itl_s", "ITL"), ("e2e_latency_s", "E2E latency"))
 
@@ -43,13 +49,20 @@ def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
         if tok_s is not None and j_tok is not None:
             points.append(FrontierPoint(r.test_id, j_tok, tok_s))
     frontier = pareto_frontier(points)
+    colour = backend_colour(backend)
     series = [
-        Series(backend, [p.tok_per_s for p in points], [p.energy_j_per_token for p in points]),
+        Series(
+            backend,
+            [p.tok_per_s for p in points],
+            [p.energy_j_per_token for p in points],
+            colour=colour,
+        ),
         Series(
             f"{backend} frontier",
             [p.tok_per_s for p in frontier],
             [p.energy_j_per_token for p in frontier],
             line=True,
+            colour=colour,
         ),
     ]
     on_frontier = {p.label for p in frontier}
@@ -65,26 +78,34 @@ def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
     return f"<figure>{svg}{table}</figure>"
 
 
-def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
-    xs = sorted(values)
-    n = len(xs)
-    return xs, [(i + 1) / n for i in range(n)]
+def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[float], str]:
+    """Pooled CDF of one latency in ms: exact from the samples where the report kept them,
+    else at the fixed histogram edges (see pytest_llmbench.latency)."""
+    if all(rep.samples_kept for rep in result.repetitions):
+        xs = sorted(v * 1000 for rep in result.repetitions for v in rep.latencies()[field_name])
+        n = len(xs)
+        return xs, [(i + 1) / n for i in range(n)], "every sample"
+    edges_s, fractions = result.latency_summaries()[field_name].histogram.cdf()
+    return [x * 1000 for x in edges_s], fractions, "histogram, 10 bins per decade"
 
 
 def _latency_section(result: BenchmarkResult) -> str:
     parts = []
-    summary = result.latency()
+    summaries = result.latency_summaries()
     for field_name, label in _LATENCIES:
-        pooled_ms = [v * 1000 for rep in result.repetitions for v in getattr(rep, field_name)]
-        xs, ys = _cdf(pooled_ms)
+        xs, ys, source = _cdf(result, field_name)
         svg = plot(
-            f"{result.test_id}: {label} CDF",
+            f"{result.test_id}: {label} CDF ({source})",
             f"{label} (ms)",
             "fraction of samples",
-            [Series(label, xs, ys, line=True)] if xs else [],
+            [Series(label, xs, ys, line=True, colour=backend_colour(result.backend))] if xs else [],
         )
-        stats = summary.get(field_name, {})
-        rows = [[k, _num(None if v is None else v * 1000)] for k, v in stats.items()]
+        stats = summaries[field_name].to_dict()
+        rows = [["count", str(stats["count"])]]
+        rows += [
+            [k, _num(None if stats[k] is None else stats[k] * 1000)]
+            for k in ("mean", "min", "p50", "p90", "p99", "max")
+        ]
         parts.append(f"<figure>{svg}{_table(['statistic', f'{label} (ms)'], rows)}</figure>")
     return "".join(parts)
 
@@ -103,14 +124,108 @@ def _power_section(result: BenchmarkResult) -> str:
     return f"<h4>Power per energy window</h4>{_table(header, rows)}"
 
 
-def render(reports: Sequence[Report]) -> str:
-    """The whole page for ``reports``; the first is the baseline when there are several."""
+def _trend_section(reports: Sequence[Report]) -> str:
+    """Per backend and headline metric: each benchmark's value run after run (oldest first)."""
+    parts = ["<h2>Run over run</h2>"]
+    runs = list(range(1, len(reports) + 1))
+    for backend, rows in trends(reports).items():
+        parts.append(f"<h3>{_swatch(backend)}Backend {escape(backend)}</h3>")
+        for metric, label, _ in TREND_METRICS:
+            mine = [r for r in rows if r.metric == metric]
+            series = []
+            for i, row in enumerate(mine):
+                points = [(n, v) for n, v in zip(runs, row.values, strict=True) if v is not None]
+                series.append(
+                    Series(
+                        row.test_id.split("::", 1)[-1],
+                        [float(n) for n, _ in points],
+                        [v for _, v in points],
+                        line=True,
+                        colour=backend_colour(backend),
+                        dashed=i,
+                    )
+                )
+            svg = plot(
+                f"{backend}: {label} run over run",
+                "run (oldest first)",
+                label,
+                series if any(s.xs for s in series) else [],
+            )
+            table = _table(
+                ["benchmark", *(f"run {n}" for n in runs)],
+                [[r.test_id.split("::", 1)[-1], *(_num(v) for v in r.values)] for r in mine],
+            )
+            parts.append(f"<figure>{svg}{table}</figure>")
+    return "".join(parts)
+
+
+def _comparison_section(comparison: dict[str, object]) -> str:
+    """The gate's verdicts against the baseline: change, noise band and verdict per metric."""
+    rows = comparison.get("rows")
+    if not isinstance(rows, list):
+        return ""
+    header = ["test", "backend", "metric", "baseline", "current", "change", "band", "verdict"]
     body = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        relative = row.get("relative")
+        change = row.get("change")
+        shown = f"{change:+.2%}" if relative and isinstance(change, float) else _num(_float(change))
+        band = _float(row.get("band"))
+        band_text = "-" if band is None else (f"±{band:.2%}" if relative else f"±{band:.4g}")
+        verdict = str(row.get("verdict", ""))
+        cells = [
+            str(row.get("test_id", "")).split("::", 1)[-1],
+            str(row.get("backend", "")),
+            str(row.get("metric", "")),
+            _num(_float(row.get("baseline"))),
+            _num(_float(row.get("current"))),
+            shown,
+            band_text,
+            verdict,
+        ]
+        css = _VERDICT_CLASS.get(verdict, "")
+        body.append(f"<tr{css}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    baseline = escape(str(comparison.get("baseline", "baseline")))
+    runs = comparison.get("history_runs")
+    verdict = "FAILED" if comparison.get("failed") else "passed"
+    return (
+        f"<h3>Comparison with {baseline} ({runs} runs): {verdict}</h3>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    )
+
+
+_VERDICT_CLASS = {
+    "regression": ' class="worse"',
+    "unmeasured": ' class="worse"',
+    "worse": ' class="worse"',
+    "improved": ' class="better"',
+    "better": ' class="better"',
+}
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _swatch(backend: str) -> str:
+    return f'<span class="swatch" style="background:{backend_colour(backend)}"></span>'
+
+
+def render(reports: Sequence[Report]) -> str:
+    """The whole page for ``reports`` (oldest first); several add run-over-run trends."""
+    body = []
+    if len(reports) > 1:
+        body.append(_trend_section(reports))
     for n, report in enumerate(reports):
         body.append(f"<h2>Run {n + 1}: started {escape(report.started_at)}</h2>")
+        if report.comparison is not None:
+            body.append(_comparison_section(report.comparison))
         for backend in report.backends:
             results = [r for r in report.results if r.backend == backend]
-            body.append(f"<h3>Backend {escape(backend)}</h3>")
+            body.append(f"<h3>{_swatch(backend)}Backend {escape(backend)}</h3>")
             body.append(_frontier_section(backend, results))
             for result in results:
                 body.append(_latency_section(result))

@@ -10,6 +10,24 @@ WIDTH_PX = 480
 HEIGHT_PX = 320
 _MARGIN_PX = {"left": 64, "right": 16, "top": 32, "bottom": 48}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+# One colour per backend in every plot of every report, so a reader learns them once.
+BACKEND_COLOURS = {
+    "pytorch": "#1f77b4",
+    "vllm": "#d62728",
+    "sglang": "#2ca02c",
+    "tensorrt": "#9467bd",
+    "openai": "#ff7f0e",
+    "echo": "#8c564b",
+}
+_DASHES = ("", "6 3", "2 2", "8 3 2 3")
+
+
+def backend_colour(backend: str) -> str:
+    """The backend's fixed colour; other backends get one from their name (stable across runs)."""
+    import zlib
+
+    known = BACKEND_COLOURS.get(backend)
+    return known or PALETTE[zlib.crc32(backend.encode()) % len(PALETTE)]
 
 
 @dataclass(frozen=True)
@@ -20,6 +38,8 @@ class Series:
     xs: Sequence[float]
     ys: Sequence[float]
     line: bool = False
+    colour: str | None = None  # None: the palette's, by position
+    dashed: int = 0  # index into a few dash patterns: tells apart lines of one colour
 
 
 def _span(values: Sequence[float]) -> tuple[float, float]:
@@ -80,11 +100,13 @@ def plot(title: str, x_label: str, y_label: str, series: Sequence[Series]) -> st
         f'text-anchor="middle">{escape(y_label)}</text>',
     ]
     for i, s in enumerate(series):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = s.colour or PALETTE[i % len(PALETTE)]
+        dash = _DASHES[s.dashed % len(_DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         coords = [(px(x), py(y)) for x, y in zip(s.xs, s.ys, strict=True)]
         if s.line and len(coords) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}"/>')
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}"{dash_attr}/>')
         else:
             parts += [
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>' for x, y in coords

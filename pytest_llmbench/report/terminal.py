@@ -7,7 +7,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_llmbench.results import BenchmarkResult
+from pytest_llmbench.results import BenchmarkResult, Report
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -219,3 +219,28 @@ def workload_label(workload: object) -> str:
     return (
         f"{w.get('num_prompts', '?')}x{w.get('input_tokens', '?')}->{w.get('output_tokens', '?')}"
     )
+
+
+def render_runs(reports: Sequence[Report]) -> list[str]:
+    """Several runs side by side: per backend, one row per benchmark and metric, one column per
+    run (``-`` where a run lacks it); backends are never pooled."""
+    from pytest_llmbench.report.runs import trends
+
+    lines: list[str] = []
+    for backend, rows in trends(reports).items():
+        versions = sorted(
+            {r.backend_version for rep in reports for r in rep.results if r.backend == backend}
+        )
+        lines.append(f"backend {backend} ({', '.join(versions)}), {len(reports)} runs")
+        table = [
+            [row.test_id.split("::", 1)[-1], row.label, *(_num(v) for v in row.values)]
+            for row in rows
+        ]
+        headers = ["benchmark", "metric", *(f"run {n}" for n in range(1, len(reports) + 1))]
+        lines.append(tabulate(table, headers=headers, tablefmt="simple", disable_numparse=True))
+        lines.append("")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -111,3 +111,37 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
 def test_render_of_nothing_is_still_a_page() -> None:
     assert "<h1>pytest-llmbench report</h1>" in render([])
+
+
+def test_trends_and_comparison_render_in_headless_chromium(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from pytest_llmbench.gate import compare, parse_fail_on
+    from pytest_llmbench.report.svg import backend_colour
+    from pytest_llmbench.results import Report
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
+    base = _two_backends()
+    current = make_report([make_result("test_a", "pytorch", (0.7, 0.7, 0.7))])
+    data = json.loads(current.to_json())
+    history = [
+        dataclasses.replace(base, started_at=f"2025-01-01T00:0{i}:00+00:00") for i in range(3)
+    ]
+    data["comparison"] = compare(history, current, parse_fail_on("output_throughput:-5%")).to_dict()
+    path = tmp_path / "trend.html"
+    write_html(path, [base, Report.from_dict(data)])
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+    html = dom.stdout
+    assert "Run over run" in html and "Comparison with" in html
+    assert "pytorch: output throughput (tok/s) run over run" in html
+    assert f'stroke="{backend_colour("vllm")}"' in html
+    assert f'fill="{backend_colour("pytorch")}"' in html or "no data" in html

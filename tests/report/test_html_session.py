@@ -18,3 +18,14 @@ def test_ini_llm_html_is_read(echo_pytester: pytest.Pytester) -> None:
     echo_pytester.makeini("[pytest]\nllm_html = out/page.html\n")
     echo_pytester.runpytest("--llm-backend", "echo", "--llm-repeat", "1").assert_outcomes(passed=1)
     assert (echo_pytester.path / "out" / "page.html").read_text().startswith("<!doctype html>")
+
+
+def test_html_of_a_compared_run_shows_the_verdicts(echo_pytester: pytest.Pytester) -> None:
+    args = ["--llm-backend", "echo", "--llm-repeat", "2", "--llm-warmup", "0"]
+    echo_pytester.runpytest(*args, "--llm-json", "base.json").assert_outcomes(passed=1)
+    result = echo_pytester.runpytest(
+        *args, "--llm-compare", "base.json", "--llm-html", "r.html", "--llm-json", "cur.json"
+    )
+    result.assert_outcomes(passed=1)
+    page = (echo_pytester.path / "r.html").read_text()
+    assert "Comparison with" in page and "<th>verdict</th>" in page

@@ -305,7 +305,7 @@ def test_gpu_mismatch_shows_numbers_but_gates_nothing() -> None:
 
 def test_schema_mismatch_baseline(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
-    path.write_text(json.dumps({"schema_version": 2, "results": []}))
+    path.write_text(json.dumps({"schema_version": 99, "results": []}))
     result = compare_with_file(make_report([make_result()]), path, RULE)
     assert [r.verdict for r in result.rows] == [Verdict.SCHEMA_MISMATCH]
     assert not result.failed

@@ -23,7 +23,7 @@ def test_schema_is_a_valid_json_schema_of_this_version(schema: dict[str, Any]) -
 
 def test_docs_link_to_the_packaged_schema() -> None:
     docs = Path(__file__).parents[2] / "docs" / "ci.md"
-    assert "pytest_llmbench/schema/report-v1.json" in docs.read_text()
+    assert "pytest_llmbench/schema/report-v2.json" in docs.read_text()
 
 
 def test_report_validates_with_energy_and_without(schema: dict[str, Any]) -> None:
@@ -129,7 +129,10 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
-        (lambda d: d.update(schema_version=99), "schema_version 99 is not supported (expected 1)"),
+        (
+            lambda d: d.update(schema_version=99),
+            "schema_version 99 is not supported (expected 1 or 2)",
+        ),
         (lambda d: d.pop("results"), "missing key 'results'"),
         (lambda d: d["results"][0].pop("repetitions"), "results[0]: missing key 'repetitions'"),
         (lambda d: d.update(complete="yes"), "'complete' should be a bool"),

@@ -1,0 +1,92 @@
+"""What a reader relies on in the HTML page: fixed backend colours, titled plots with units and
+their numbers beside them, run-over-run trends, and the baseline comparison's verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import xml.etree.ElementTree as ET
+
+from pytest_llmbench.gate import compare, parse_fail_on
+from pytest_llmbench.report.html import render
+from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour
+from pytest_llmbench.results import Report
+from tests.results.factories import make_report, make_result, noisy
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svgs(page: str) -> list[ET.Element]:
+    root = ET.fromstring(page.replace("<!doctype html>", ""))
+    return list(root.iter(f"{SVG}svg"))
+
+
+def _colours(svg: ET.Element) -> set[str]:
+    out = set()
+    for el in svg:
+        if el.tag in (f"{SVG}circle", f"{SVG}polyline"):
+            out.add(el.get("fill") if el.tag == f"{SVG}circle" else el.get("stroke"))
+    return {c for c in out if c}
+
+
+def test_a_backend_has_the_same_colour_in_every_plot_of_every_report() -> None:
+    one = make_report([make_result("a", "vllm"), make_result("b", "pytorch")])
+    two = make_report([make_result("b", "pytorch")])  # pytorch alone: first, still its colour
+    for reports in ([one], [two], [two, one]):
+        for svg in _svgs(render(reports)):
+            title = svg.get("aria-label") or ""
+            backend = "vllm" if "[vllm]" in title or title.startswith("vllm") else "pytorch"
+            colours = _colours(svg)
+            assert colours <= {backend_colour(backend)}, title
+    assert backend_colour("pytorch") == BACKEND_COLOURS["pytorch"] != backend_colour("vllm")
+    assert backend_colour("my-engine") == backend_colour("my-engine")  # stable for others too
+
+
+def test_every_plot_has_a_title_axes_with_units_and_a_table_beside_it() -> None:
+    page = render([make_report([make_result("a", "vllm")]), make_report([make_result("a")])])
+    root = ET.fromstring(page.replace("<!doctype html>", ""))
+    figures = list(root.iter("figure"))
+    assert figures and len(figures) == len(_svgs(page))
+    for figure in figures:
+        (svg,) = list(figure.iter(f"{SVG}svg"))
+        assert figure.find("table") is not None
+        texts = [t.text or "" for t in svg.iter(f"{SVG}text")]
+        assert texts[0] == svg.get("aria-label")  # the title
+        if "no data" not in texts:
+            axis_labels = [t for t in texts if "(" in t and ")" in t]
+            assert len(axis_labels) >= 2, texts  # units in parentheses on both axes
+
+
+def test_several_reports_get_a_trend_per_backend_and_metric() -> None:
+    reports = [
+        make_report([make_result(throughput=(t,) * 3)], started_at=f"2025-01-0{i}T00:00:00+00:00")
+        for i, t in enumerate((1000.0, 900.0, 1100.0), start=1)
+    ]
+    page = render(reports)
+    titles = [s.get("aria-label") for s in _svgs(page)]
+    assert "pytorch: output throughput (tok/s) run over run" in titles
+    assert "pytorch: energy (J/output token) run over run" in titles
+    assert "<td>1000</td><td>900</td><td>1100</td>" in page
+
+
+def test_comparison_with_a_baseline_shows_change_band_and_verdict() -> None:
+    history = [
+        make_report(
+            [make_result(energy_per_token=noisy(0.5, 0.01, 5, 10 + j))],
+            started_at=f"2025-01-01T00:{j:02d}:00.000+00:00",
+        )
+        for j in range(8)
+    ]
+    current = make_report([make_result(energy_per_token=noisy(0.6, 0.01, 5, 2))])
+    comparison = compare(history, current, parse_fail_on("energy_per_output_token:+5%"))
+    data = json.loads(current.to_json())
+    data["comparison"] = comparison.to_dict()
+    report = Report.from_dict(data)
+    assert report.comparison is not None and json.loads(report.to_json())["comparison"]
+    page = render([report])
+    assert "Comparison with" in page and "FAILED" in page
+    (row,) = comparison.rows
+    assert f"{row.change:+.2%}" in page and "±" in page
+    assert '<tr class="worse">' in page and "<td>regression</td>" in page
+    plain = render([dataclasses.replace(report, comparison=None)])
+    assert "Comparison with" not in plain
