@@ -10,6 +10,7 @@ from pytest_llmbench import compat  # noqa: E402
 from pytest_llmbench.backends.base import BackendSpec  # noqa: E402
 from pytest_llmbench.backends.llamacpp.backend import LlamacppBackend  # noqa: E402
 from pytest_llmbench.config.load import resolve_config  # noqa: E402
+from pytest_llmbench.quality.agreement import token_agreement  # noqa: E402
 from tests.engines.test_llamacpp_backend import reqs, spec  # noqa: E402
 
 
@@ -71,16 +72,8 @@ def test_greedy_tokens_agree_with_transformers(greedy: LlamacppBackend) -> None:
     work = reqs(4, out=8)
     want = [c.output_token_ids for c in reference.generate(work)]
     got = [c.output_token_ids for c in greedy.generate(work)]
-    matching = [sum(1 for _ in _prefix(a, b)) / len(a) for a, b in zip(want, got, strict=True)]
     # Random weights leave near-ties that float order can flip; most of every prefix agrees.
-    assert sum(matching) / len(matching) >= 0.75, (want, got)
-
-
-def _prefix(a, b):
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            return
-        yield x
+    assert token_agreement(want, got) >= 0.75, (want, got)
 
 
 @pytest.mark.parametrize("kind", ["f16", "bf16", "q8_0"])
