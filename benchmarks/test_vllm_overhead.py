@@ -10,7 +10,8 @@ engine's process.
     pytest benchmarks/test_vllm_overhead.py --llm-backend vllm -s
 
 Longer runs shrink the run-to-run noise: ``LLMBENCH_OVERHEAD_ROUNDS`` (default 8, a multiple
-of 4) and ``LLMBENCH_OVERHEAD_PROMPTS`` (default 64) set the rounds and the prompts per run.
+of 4) and ``LLMBENCH_OVERHEAD_PROMPTS`` (default 64; a comma list such as ``1,64`` runs one
+test per size on the same engine) set the rounds and the prompts per run.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from pytest_llmbench.workload.prompts import build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
 ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "8"))  # a multiple of 4: see the loop
-PROMPTS = int(os.environ.get("LLMBENCH_OVERHEAD_PROMPTS", "64"))
+PROMPTS = [int(n) for n in os.environ.get("LLMBENCH_OVERHEAD_PROMPTS", "64").split(",")]
 
 
-def test_vllm_harness_overhead(llm_bench, llm_backend, record_property):
+@pytest.mark.parametrize("prompts", PROMPTS, ids=[f"prompts{n}" for n in PROMPTS])
+def test_vllm_harness_overhead(llm_bench, llm_backend, record_property, prompts):
     if llm_backend.name != "vllm":
         pytest.skip("measures the vLLM backend's harness against vLLM itself")
     assert ROUNDS >= 4 and ROUNDS % 4 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be a multiple of 4"
-    workload = llm_bench.workload("overhead", num_prompts=PROMPTS)  # lengths from the config
+    workload = llm_bench.workload("overhead", num_prompts=prompts)  # lengths from the config
     tokenizer = load_tokenizer(llm_backend.spec.model_path)
     requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
     host = llm_backend.backend  # a HostedBackend: vLLM lives in its own process

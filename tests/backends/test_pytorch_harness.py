@@ -185,3 +185,36 @@ def test_harness_overhead_runs_both_paths_on_the_same_model(cache: str) -> None:
     result = backend.harness_overhead(reqs(3), repetitions=2)
     assert result.engine == "generate" and result.output_tokens == 3 * 8
     assert result.direct_tok_s > 0 and result.harness_tok_s > 0
+
+
+def test_added_host_time_counts_the_clock_per_step_and_per_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_llmbench.backends.pytorch import overhead
+
+    calls = {"step": 0, "start": 0, "read": 0}
+
+    class SlowClock(StepClock):  # each part takes a known, measurable time
+        def start(self) -> None:
+            calls["start"] += 1
+            time.sleep(0.004)
+            super().start()
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            calls["step"] += 1
+            time.sleep(0.001)
+            return super().__call__(input_ids, scores)
+
+        def times_s(self) -> list[float]:
+            calls["read"] += 1
+            time.sleep(0.002)
+            return super().times_s()
+
+    monkeypatch.setattr("pytest_llmbench.backends.pytorch.timing.StepClock", SlowClock)
+    added = overhead.added_host_time("cpu", rows=3, steps=20, repetitions=3)
+    assert calls == {"step": 60, "start": 3, "read": 3}
+    assert 0.001 <= added.per_step_s < 0.02
+    assert 0.006 <= added.per_batch_s < 0.2
+    assert added.per_run_s == pytest.approx(added.per_batch_s + 20 * added.per_step_s)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        overhead.added_host_time("cpu", rows=1, steps=0)

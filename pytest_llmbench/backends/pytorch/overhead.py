@@ -10,7 +10,10 @@ are copied to the host, as a user needs them. Only the ``generate`` calls are ti
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_llmbench.backends.base import Completion, GenerationRequest
@@ -92,3 +95,48 @@ def compare_generate(
         warmup=warmup,
         harness_first=harness_first,
     )
+
+
+@dataclass(frozen=True)
+class AddedHostTime:
+    """Host time the plugin's path adds to one ``generate`` call, measured alone."""
+
+    per_step_s: float  # the StepClock criterion and the OR that StoppingCriteriaList applies
+    per_batch_s: float  # the clock's anchor before generate and reading its events after
+    steps: int
+
+    @property
+    def per_run_s(self) -> float:
+        return self.per_batch_s + self.per_step_s * self.steps
+
+
+def added_host_time(device: Any, rows: int, steps: int, repetitions: int = 5) -> AddedHostTime:
+    """Time, outside any ``generate``, the work the plugin's path adds to each decoding step
+    and each batch (medians over ``repetitions``).
+
+    Where decoding is bound by the host (eager transformers: Python and kernel launches), whole
+    runs swing by more than the harness could cost, so a paired end-to-end ratio cannot resolve
+    a 2% difference; the added work itself can be timed to microseconds.
+    """
+    import torch
+
+    from pytest_llmbench.backends.pytorch.timing import StepClock
+
+    if steps < 1 or rows < 1:
+        raise ValueError(f"rows and steps must be >= 1, got {rows} and {steps}")
+    ids = torch.zeros((rows, 1), dtype=torch.long, device=device)
+    per_step, per_batch = [], []
+    for _ in range(repetitions):
+        clock = StepClock(torch.device(device))
+        done = torch.zeros(rows, dtype=torch.bool, device=device)
+        t0 = time.perf_counter()
+        clock.start()
+        t1 = time.perf_counter()
+        for _ in range(steps):
+            done = done | clock(ids, None)  # what StoppingCriteriaList does with the answer
+        t2 = time.perf_counter()
+        clock.times_s()
+        t3 = time.perf_counter()
+        per_step.append((t2 - t1) / steps)
+        per_batch.append((t1 - t0) + (t3 - t2))
+    return AddedHostTime(statistics.median(per_step), statistics.median(per_batch), steps)
