@@ -24,7 +24,6 @@ import sys
 import time
 from typing import Any
 
-
 DEVICE = os.environ.get("NOISE_DEVICE", "cuda")
 
 
