@@ -86,7 +86,7 @@ def _plain_trace(trace: dict[str, TracePoints]) -> dict[str, TracePoints]:
     """``trace`` with builtin floats, checked: finite numbers, the bound on points."""
     out = {}
     for device, points in trace.items():
-        where = f"power_trace.{device}"
+        where = f"energy.power_trace.{device}"
         plain = tuple(
             (plain_float(t, f"{where} time"), plain_float(w, f"{where} watts")) for t, w in points
         )

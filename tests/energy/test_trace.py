@@ -177,7 +177,7 @@ def test_a_reading_refuses_an_unbounded_or_non_finite_trace() -> None:
         )  # fmt: skip
 
     assert reading(((0.0, 1.0),)).power_trace == {"G": ((0.0, 1.0),)}
-    with pytest.raises(ValueError, match="power_trace.G: 65 points, at most 64"):
+    with pytest.raises(ValueError, match="energy.power_trace.G: 65 points, at most 64"):
         reading(tuple((float(i), 1.0) for i in range(MAX_TRACE_POINTS + 1)))
     with pytest.raises(ValueError, match="power_trace.G"):
         reading(((0.0, float("nan")),))
