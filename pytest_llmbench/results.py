@@ -242,9 +242,15 @@ def energy_to_dict(energy: EnergyReading | EnergyUnavailable) -> dict[str, Any]:
     if isinstance(energy, EnergyUnavailable):
         return {"available": False, "reason": energy.reason, "method": energy.method}
     data = asdict(energy)
+    del data["power_trace"]  # last, below: the longest part
     data["available"] = True
     data["dynamic_energy_j"] = energy.dynamic_energy_j
     data["average_power_w"] = energy.average_power_w
+    # Two arrays of numbers per device rather than [t, W] pairs: half the JSON lines.
+    data["power_trace"] = {
+        device: {"t_s": [t for t, _ in points], "power_w": [w for _, w in points]}
+        for device, points in energy.power_trace.items()
+    }
     return data
 
 
@@ -256,7 +262,35 @@ def energy_from_dict(data: Mapping[str, Any]) -> EnergyReading | EnergyUnavailab
     known = {f for f in EnergyReading.__dataclass_fields__}
     kwargs = {k: v for k, v in data.items() if k in known}
     kwargs["devices"] = tuple(DeviceInfo(**d) for d in data["devices"])
+    # Reports from before power traces have none: an empty trace, which the HTML explains.
+    kwargs["power_trace"] = _power_trace_from_dict(data.get("power_trace", {}))
     return EnergyReading(**kwargs)
+
+
+def _power_trace_from_dict(data: object) -> dict[str, tuple[tuple[float, float], ...]]:
+    """``energy.power_trace`` of a report: per device, ``t_s`` and ``power_w`` arrays of one
+    length. Errors name the field; the reading checks the bound on points and finiteness."""
+    where = "energy.power_trace"
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{where}: expected an object, found {type(data).__name__}")
+    trace = {}
+    for device, columns in data.items():
+        at = f"{where}.{device}"
+        if not isinstance(columns, Mapping):
+            raise TypeError(
+                f"{at}: expected an object with t_s and power_w, found {type(columns).__name__}"
+            )
+        arrays = []
+        for key in ("t_s", "power_w"):
+            values = columns.get(key)
+            if not isinstance(values, list):
+                raise TypeError(f"{at}.{key}: expected an array of numbers")
+            arrays.append([plain_float(v, f"{at}.{key}[{i}]") for i, v in enumerate(values)])
+        times_s, power_w = arrays
+        if len(times_s) != len(power_w):
+            raise ValueError(f"{at}: {len(times_s)} t_s but {len(power_w)} power_w values")
+        trace[device] = tuple(zip(times_s, power_w, strict=True))
+    return trace
 
 
 _RESULT_TEXT_FIELDS = (

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pytest_llmbench.energy.trace import MAX_TRACE_POINTS, TracePoints
 from pytest_llmbench.plain import as_text, plain_float, plain_int, plain_str
 
 
@@ -44,6 +45,10 @@ class EnergyReading:
     short_window: bool = False  # fewer counter updates than the meter's minimum
     sample_interval_s: float | None = None  # power sampling only
     update_interval_s: float | None = None  # median time between counter updates seen (cadence)
+    # Power over the window (energy.trace): device uuid -> (seconds since the window opened,
+    # watts), at most trace.MAX_TRACE_POINTS points. A meter that keeps a trace gives every
+    # device an entry (empty: too few updates to say); {} means no trace was kept.
+    power_trace: dict[str, TracePoints] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Readings travel inside results (json, xdist): builtin numbers only, see plain.py.
@@ -59,6 +64,7 @@ class EnergyReading:
         set_(self, "devices", tuple(self.devices))
         set_(self, "updates", plain_int(self.updates, "energy updates"))
         set_(self, "short_window", bool(self.short_window))
+        set_(self, "power_trace", _plain_trace(self.power_trace))
         for name in ("idle_power_w", "sample_interval_s", "update_interval_s"):
             value = getattr(self, name)
             if value is not None:
@@ -74,6 +80,22 @@ class EnergyReading:
     @property
     def average_power_w(self) -> float:
         return self.energy_j / self.window_s if self.window_s > 0 else 0.0
+
+
+def _plain_trace(trace: dict[str, TracePoints]) -> dict[str, TracePoints]:
+    """``trace`` with builtin floats, checked: finite numbers, the bound on points."""
+    out = {}
+    for device, points in trace.items():
+        where = f"energy.power_trace.{device}"
+        plain = tuple(
+            (plain_float(t, f"{where} time"), plain_float(w, f"{where} watts")) for t, w in points
+        )
+        if len(plain) > MAX_TRACE_POINTS:
+            raise ValueError(f"{where}: {len(plain)} points, at most {MAX_TRACE_POINTS}")
+        if not all(math.isfinite(t) and math.isfinite(w) for t, w in plain):
+            raise ValueError(f"{where}: times and watts must be finite")
+        out[as_text(device)] = plain
+    return out
 
 
 # The minimum-window rule: a window needs this many counter updates (NVML: ~10/s, so ~2 s).

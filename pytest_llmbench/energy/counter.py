@@ -1,9 +1,10 @@
 """Windows over cumulative energy counters (NVML total energy, RAPL ``energy_uj``).
 
 Energy is the sum of successive counter deltas: start read, background polls, stop read. Polling
-serves three ends: every counter update is seen (``updates()`` drives the minimum-window rule and
+serves four ends: every counter update is seen (``updates()`` drives the minimum-window rule and
 the cadence), counters that wrap (RAPL, ~every 10-60 min) are unwrapped however long the window,
-and a device that disappears mid-window is noticed.
+a device that disappears mid-window is noticed, and the energy between updates gives the
+window's power trace (:func:`~pytest_llmbench.energy.trace.counter_trace`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pytest_llmbench.energy.base import (
     NotReadable,
 )
 from pytest_llmbench.energy.poller import PolledMeter, PolledWindow
+from pytest_llmbench.energy.trace import counter_trace
 
 
 class CounterChannel(Protocol):
@@ -65,6 +67,8 @@ class CounterWindow(PolledWindow[CounterChannel]):
         self._units = [0] * len(meter.channels)
         self._changes = [0] * len(meter.channels)
         self._change_times_s: list[float] = []  # of the first channel: the cadence
+        # per channel, (time, joules counted) at each update seen: the power trace
+        self._updates: list[list[tuple[float, float]]] = [[] for _ in meter.channels]
         self._ended_s = self._started_s
         self._start_polling()
 
@@ -81,6 +85,7 @@ class CounterWindow(PolledWindow[CounterChannel]):
                 delta = counter_delta(self._last[i], value, channel.wrap)
                 if delta:
                     self._changes[i] += 1
+                    self._updates[i].append((now_s, delta * channel.unit_j))
                     if i == 0:
                         self._change_times_s.append(now_s)
                 self._units[i] += delta
@@ -104,9 +109,16 @@ class CounterWindow(PolledWindow[CounterChannel]):
             for channel, units in zip(channels, self._units, strict=True)
         }
         gaps = [b - a for a, b in itertools.pairwise(self._change_times_s)]
+        trace = {
+            channel.device.uuid: counter_trace(
+                [t for t, _ in updates], [j for _, j in updates], self._started_s
+            )
+            for channel, updates in zip(channels, self._updates, strict=True)
+        }
         return self._meter.reading(
             per_device_j,
             self._ended_s - self._started_s,
             min(self._changes),
             update_interval_s=statistics.median(gaps) if gaps else None,
+            power_trace=trace,
         )

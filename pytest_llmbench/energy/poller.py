@@ -21,6 +21,7 @@ from pytest_llmbench.energy.base import (
     UnavailableMeter,
     describe_meter,
 )
+from pytest_llmbench.energy.trace import TracePoints
 
 
 class Poller:
@@ -140,6 +141,7 @@ class PolledMeter(Generic[C]):
         *,
         sample_interval_s: float | None = None,
         update_interval_s: float | None = None,
+        power_trace: dict[str, TracePoints] | None = None,
     ) -> EnergyReading:
         """The reading of a finished window: totals, idle baseline and the short-window flag."""
         return EnergyReading(
@@ -153,6 +155,7 @@ class PolledMeter(Generic[C]):
             short_window=updates < self.min_updates,
             sample_interval_s=sample_interval_s,
             update_interval_s=update_interval_s,
+            power_trace=power_trace or {},
         )
 
     def describe(self) -> str:

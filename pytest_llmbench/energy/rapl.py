@@ -5,6 +5,9 @@ Not counted: ``core``/``uncore`` subdomains (inside the package already) and ``p
 SoC on client parts: it would count the package twice). ``energy_uj`` wraps at
 ``max_energy_range_uj`` (tens of minutes at server power), which the counter window unwraps. Since
 the 2020 advisory (CVE-2020-8694, "Platypus") ``energy_uj`` is readable by root only.
+
+RAPL counters change about every millisecond, so every poll sees an update: the window's power
+trace (:mod:`pytest_llmbench.energy.trace`) is the energy between polls over the time between them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``nvmlDeviceGetPowerUsage`` (milliwatts) is sampled in a daemon thread and integrated with the
 trapezoid rule on the timestamps actually observed (a busy host delays samples; assuming the
 nominal interval would then misweight them). It only sees the instants it samples, so it is less
-exact than the counter; docs/energy.md says by how much on which GPUs.
+exact than the counter; docs/energy.md says by how much on which GPUs. The samples also give the
+window's power trace (:func:`~pytest_llmbench.energy.trace.sampled_trace`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pytest_llmbench.energy.base import (
 )
 from pytest_llmbench.energy.gpus import Nvml, NvmlGpu
 from pytest_llmbench.energy.poller import PolledMeter, PolledWindow
+from pytest_llmbench.energy.trace import sampled_trace
 
 METHOD = "nvml-power"
 DEFAULT_SAMPLE_INTERVAL_S = 0.05
@@ -122,11 +124,18 @@ class PowerWindow(PolledWindow[PowerChannel]):
             )
         }
         window_s = self._times_s[0][-1] - self._times_s[0][0]
+        trace = {
+            channel.device.uuid: sampled_trace(times_s, power_w, self._started_s)
+            for channel, times_s, power_w in zip(
+                self._meter.channels, self._times_s, self._power_w, strict=True
+            )
+        }
         return self._meter.reading(
             per_device_j,
             window_s,
             self._samples,
             sample_interval_s=window_s / (self._samples - 1),
+            power_trace=trace,
         )
 
 

@@ -4,6 +4,8 @@ Each backend gets its own section and plots; results of different backends are n
 Every plot has a title, axes with units and the table of its numbers beside it; a backend has
 the same colour in every plot of every report (:func:`~pytest_llmbench.report.svg.backend_colour`).
 Several reports add run-over-run trends; a report with a baseline comparison shows its verdicts.
+Each energy window with a power trace (:mod:`pytest_llmbench.energy.trace`) gets a power-over-time
+plot, a line per device; a window without one says why (energy unavailable, or no trace).
 """
 
 from __future__ import annotations
@@ -110,18 +112,120 @@ def _latency_section(result: BenchmarkResult) -> str:
     return "".join(parts)
 
 
-def _power_section(result: BenchmarkResult) -> str:
-    rows = []
-    for i, rep in enumerate(result.repetitions, start=1):
-        if isinstance(rep.energy, EnergyReading):
-            note = "power samples are not kept in the report; average shown"
-            rows.append([str(i), _num(rep.energy.average_power_w), _num(rep.window_s), note])
-        else:
-            rows.append(
-                [str(i), "unavailable", _num(rep.window_s), f"unavailable ({rep.energy.reason})"]
+def _no_trace_reason(energy: EnergyReading) -> str | None:
+    """Why a window that measured energy has no power to plot; None when it has some."""
+    if any(energy.power_trace.values()):
+        return None
+    if not energy.power_trace:
+        return "not kept (a report from before power traces, or a meter that keeps none)"
+    return _empty_trace_reason(energy.method)
+
+
+def _empty_trace_reason(method: str) -> str:
+    """Why a meter that keeps traces gave a device no point."""
+    if method == "nvml-power":
+        return "no power samples in the window"
+    return "fewer than two counter updates in the window (the first one's energy began before it)"
+
+
+# How each built-in meter makes a trace's points (pytest_llmbench.energy.trace).
+_TRACE_POINTS_ARE = {
+    "nvml-power": "mean of consecutive power samples",
+    "nvml-counter": "energy between counter updates / their interval",
+    "rapl": "energy between counter updates / their interval",
+}
+
+
+def _device_label(energy: EnergyReading, uuid: str) -> str:
+    for device in energy.devices:
+        if device.uuid == uuid:
+            return f"{device.index}: {device.name}"
+    return uuid
+
+
+def _power_figure(result: BenchmarkResult, repetition: int, energy: EnergyReading) -> str:
+    """One window's power over time, a line per device (never summed), the numbers beside."""
+    how = _TRACE_POINTS_ARE.get(energy.method, "as the meter kept them")
+    series, rows = [], []
+    for d, (uuid, points) in enumerate(sorted(energy.power_trace.items())):
+        label = _device_label(energy, uuid)
+        watts = [w for _, w in points]
+        device_j = energy.per_device_j.get(uuid)
+        mean_w = (
+            device_j / energy.window_s if device_j is not None and energy.window_s > 0 else None
+        )
+        rows.append(
+            [
+                str(repetition),
+                f"{label} ({uuid})" if label != uuid else uuid,
+                str(len(points)),
+                "-" if mean_w is None else _num(mean_w),
+                _num(min(watts)) if watts else "-",
+                _num(max(watts)) if watts else "-",
+                _num(energy.window_s),
+                how if points else f"no trace: {_empty_trace_reason(energy.method)}",
+            ]
+        )
+        if points:
+            series.append(
+                Series(
+                    label,
+                    [t for t, _ in points],
+                    watts,
+                    line=True,
+                    colour=backend_colour(result.backend),
+                    dashed=d,
+                )
             )
-    header = ["repetition", "average power (W)", "window (s)", "note"]
-    return f"<h4>Power per energy window</h4>{_table(header, rows)}"
+    name = result.test_id.split("::", 1)[-1]  # the section's heading has the whole id
+    svg = plot(
+        f"{name}: power, repetition {repetition} ({energy.method})",
+        "time since the window opened (s)",
+        "power (W)",
+        series,
+    )
+    header = [
+        "repetition",
+        "device",
+        "points",
+        "mean, energy / window (W)",
+        "min (W)",
+        "max (W)",
+        "window (s)",
+        "points are",
+    ]
+    return f"<figure>{svg}{_table(header, rows)}</figure>"
+
+
+def _power_section(result: BenchmarkResult) -> str:
+    """Power over each energy window: a plot per window with a trace; the other windows in one
+    table saying why not (energy unavailable, or no trace)."""
+    parts = [f"<h4>{escape(result.test_id)}: power over each energy window</h4>"]
+    unplotted = []
+    for i, rep in enumerate(result.repetitions, start=1):
+        energy = rep.energy
+        if not isinstance(energy, EnergyReading):
+            unplotted.append(
+                [str(i), energy.method, _num(rep.window_s), "-", f"unavailable: {energy.reason}"]
+            )
+            continue
+        why = _no_trace_reason(energy)
+        if why is None:
+            parts.append(_power_figure(result, i, energy))
+        else:
+            unplotted.append(
+                [
+                    str(i),
+                    energy.method,
+                    _num(energy.window_s),
+                    _num(energy.average_power_w),
+                    f"no power trace: {why}",
+                ]
+            )
+    if unplotted:
+        header = ["repetition", "method", "window (s)", "average power (W)", "power over time"]
+        parts.append(_table(header, unplotted))
+    return "".join(parts)
 
 
 def _trend_section(reports: Sequence[Report]) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmbench.report.html import render, write_html
+from pytest_llmbench.report.svg import HEIGHT_PX, WIDTH_PX, backend_colour
 from tests.results.factories import make_report, make_result
 
 OUT = Path(__file__).resolve().parents[2] / "out"
@@ -36,8 +38,8 @@ def test_page_is_well_formed_self_contained_and_never_pools_backends(tmp_path: P
     titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "vllm: energy vs throughput" in titles
     assert "pytorch: energy vs throughput" in titles
-    # pytorch has no energy: its frontier plot says so instead of borrowing vllm's points
-    assert "unavailable (NVML not found)" in page
+    # pytorch has no energy: its windows say why, and its frontier borrows no vllm points
+    assert "unavailable: NVML not found" in page
     assert page.count(">yes<") == 1  # test_fast dominates test_slow within vllm
 
 
@@ -92,6 +94,11 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         )
     assert "CONSOLE" not in dom.stderr, dom.stderr
     assert dom.stdout.count("<svg") >= 2
+    # each energy window's power plot survives the browser's parsing, with its line
+    power = "test_fast[vllm]: power, repetition 1 (nvml-counter)"
+    (plotted,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(power)}".*?</svg>', dom.stdout, re.S)
+    assert "<polyline" in plotted and "power (W)" in plotted
+    assert dom.stdout.count("unavailable: NVML not found") == 3  # pytorch's windows say why
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
@@ -107,6 +114,74 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             check=True,
         )
     assert _png_has_two_colours(shot.read_bytes())
+
+
+def _png_rgb(png: bytes) -> list[tuple[int, int, int]]:
+    """Every pixel of an 8-bit RGB(A), non-interlaced PNG (what Chromium writes), as RGB."""
+    pos, idat, header = 8, b"", b""
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        header = data if kind == b"IHDR" else header
+        idat += data if kind == b"IDAT" else b""
+        pos += 12 + length
+    width = struct.unpack(">I", header[:4])[0]
+    assert header[8] == 8 and header[12] == 0, "8-bit, non-interlaced only"
+    bpp = {2: 3, 6: 4}[header[9]]
+    raw, stride = zlib.decompress(idat), width * bpp
+    prior, pixels = bytearray(stride), []
+    for start in range(0, len(raw), stride + 1):
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prior[i], prior[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pred) & 0xFF
+        pixels += [(line[i], line[i + 1], line[i + 2]) for i in range(0, stride, bpp)]
+        prior = line
+    return pixels
+
+
+def test_power_plot_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
+    """The power-over-time plot of a window, taken from the page as written, rasterised: its
+    line appears in the backend's colour."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
+    page = render([_two_backends()])
+    title = "test_fast[vllm]: power, repetition 1 (nvml-counter)"
+    (svg,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S)
+    path = tmp_path / "power.html"
+    path.write_text(f'<!doctype html><html><body style="margin:0">{svg}</body></html>')
+    shot = tmp_path / "power.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
+             f"--user-data-dir={profile}", f"--screenshot={shot}",
+             f"--window-size={WIDTH_PX},{HEIGHT_PX}", path.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+    colour = backend_colour("vllm")
+    want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    pixels = _png_rgb(shot.read_bytes())
+    assert len(pixels) == WIDTH_PX * HEIGHT_PX  # one pixel per SVG unit
+    # below the title and legend (the legend is written in the same colour): the line's pixels
+    near = [
+        px
+        for px in pixels[60 * WIDTH_PX :]
+        if sum(abs(a - b) for a, b in zip(px, want, strict=True)) < 90
+    ]
+    assert len(near) > 30, f"{len(near)} pixels near {colour}: the power line was not drawn"
 
 
 def test_render_of_nothing_is_still_a_page() -> None:

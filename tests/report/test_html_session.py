@@ -12,6 +12,9 @@ def test_llm_html_writes_a_page_with_the_backend_section(echo_pytester: pytest.P
     result.assert_outcomes(passed=1)
     page = (echo_pytester.path / "r.html").read_text()
     assert "echo: energy vs throughput" in page and "TTFT CDF" in page
+    # no meter measures the echo backend: each of its two windows says why it has no power plot
+    assert "power over each energy window" in page
+    assert page.count("<td>unavailable: ") == 2
 
 
 def test_ini_llm_html_is_read(echo_pytester: pytest.Pytester) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from pytest_llmbench.energy.base import EnergyReading
 from pytest_llmbench.errors import ReportError
 from pytest_llmbench.metrics import METRICS
 from pytest_llmbench.report.json_report import build_report, write_report
 from pytest_llmbench.results import SCHEMA_VERSION, Report, load_report, read_report_data
 from tests.results.factories import H100, make_report, make_result, write
+
+MEASURED = Path(__file__).parents[2] / "docs" / "measurements" / "h100-2026-11-23"
 
 
 def test_schema_is_a_valid_json_schema_of_this_version(schema: dict[str, Any]) -> None:
@@ -173,3 +177,70 @@ def test_a_malformed_telemetry_record_is_named(telemetry: Any) -> None:
     data["results"][0]["repetitions"][0]["telemetry"] = telemetry
     with pytest.raises(ReportError, match="b.json: .*telemetry: expected an object"):
         Report.from_dict(data, source="b.json")
+
+
+# -- power traces ----------------------------------------------------------------------------------
+def _first_energy(data: dict[str, Any]) -> dict[str, Any]:
+    energy: dict[str, Any] = data["results"][0]["repetitions"][0]["energy"]
+    return energy
+
+
+def test_power_trace_round_trips_as_two_arrays_per_device(
+    tmp_path: Path, schema: dict[str, Any]
+) -> None:
+    report = make_report([make_result()])
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, schema)
+    reading = report.results[0].repetitions[0].energy
+    assert isinstance(reading, EnergyReading)
+    (points,) = reading.power_trace.values()
+    assert _first_energy(data)["power_trace"] == {
+        "GPU-1": {"t_s": [t for t, _ in points], "power_w": [w for _, w in points]}
+    }
+    assert load_report(write(tmp_path / "r.json", report)) == report
+
+
+def test_reports_written_before_power_traces_still_load(schema: dict[str, Any]) -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    for rep in data["results"][0]["repetitions"]:
+        del rep["energy"]["power_trace"]
+    jsonschema.validate(data, schema)  # the field is optional in version 2
+    loaded = Report.from_dict(data, source="old.json")
+    assert all(
+        isinstance(r.energy, EnergyReading) and r.energy.power_trace == {}
+        for r in loaded.results[0].repetitions
+    )
+
+
+def test_a_version_1_report_with_energy_loads_without_power_traces() -> None:
+    path = MEASURED / "pytorch-pytorch-compatible-b1.json.gz"
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    assert data["schema_version"] == 1
+    report = Report.from_dict(data, source=path.name)
+    readings = [r.energy for res in report.results for r in res.repetitions]
+    assert readings and all(isinstance(e, EnergyReading) for e in readings)
+    assert all(e.power_trace == {} for e in readings if isinstance(e, EnergyReading))
+
+
+@pytest.mark.parametrize(
+    ("trace", "problem"),
+    [
+        ([], "energy.power_trace: expected an object, found list"),
+        ({"GPU-1": [[0.0, 1.0]]}, "energy.power_trace.GPU-1: expected an object with t_s"),
+        ({"GPU-1": {"power_w": [1.0]}}, "energy.power_trace.GPU-1.t_s: expected an array"),
+        ({"GPU-1": {"t_s": [0.0], "power_w": ["x"]}}, "power_trace.GPU-1.power_w[0]: expected a"),
+        ({"GPU-1": {"t_s": [0.0, 1.0], "power_w": [1.0]}}, "GPU-1: 2 t_s but 1 power_w values"),
+        (
+            {"GPU-1": {"t_s": list(range(65)), "power_w": [1.0] * 65}},
+            "energy.power_trace.GPU-1: 65 points, at most 64",
+        ),
+    ],
+)
+def test_a_malformed_power_trace_is_named(trace: Any, problem: str) -> None:
+    data = json.loads(make_report([make_result()]).to_json())
+    data["results"][0]["repetitions"][1]["energy"]["power_trace"] = trace
+    with pytest.raises(ReportError) as info:
+        Report.from_dict(data, source="b.json")
+    message = str(info.value)
+    assert message.startswith("b.json: results[0]: ") and problem in message
+    assert "\n" not in message
