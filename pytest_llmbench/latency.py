@@ -80,7 +80,9 @@ class Histogram:
         return Histogram.from_full([a + b for a, b in zip(self.full(), other.full(), strict=True)])
 
     def cdf(self) -> tuple[list[float], list[float]]:
-        """(upper edge in seconds, fraction of values below it) per non-empty bin, for plots."""
+        """(upper edge in seconds, fraction of values below it) per non-empty bin, for plots,
+        after (lower edge of the first non-empty bin, 0): no value lies below it, so the curve
+        starts at 0 as a CDF does instead of at the first bin's share."""
         total = self.total
         xs: list[float] = []
         ys: list[float] = []
@@ -89,6 +91,9 @@ class Histogram:
             running += count
             if count:
                 lower, upper = bin_bounds_s(i)
+                if not xs and lower > 0:
+                    xs.append(lower)
+                    ys.append(0.0)
                 xs.append(upper if math.isfinite(upper) else lower)
                 ys.append(running / total)
         return xs, ys

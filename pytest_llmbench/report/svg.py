@@ -20,6 +20,7 @@ BACKEND_COLOURS = {
     "echo": "#8c564b",
 }
 _DASHES = ("", "6 3", "2 2", "8 3 2 3")
+_TITLE_CHARS = 58  # what fits across the plot in bold; longer titles keep their informative end
 
 
 def backend_colour(backend: str) -> str:
@@ -54,6 +55,15 @@ def _tick(value: float) -> str:
     return f"{value:.3g}"
 
 
+def shown_title(title: str) -> str:
+    """The title as drawn: a long one (a test id with its file path) is cut at the front, where
+    the path is, so that the test's name and the plot's subject stay; the whole title is the
+    plot's tooltip and accessible name."""
+    if len(title) <= _TITLE_CHARS:
+        return title
+    return "\u2026" + title[-(_TITLE_CHARS - 1) :]
+
+
 def plot(title: str, x_label: str, y_label: str, series: Sequence[Series]) -> str:
     """One plot as an ``<svg>`` element: title, labelled axes (units in the labels), legend.
 
@@ -65,8 +75,9 @@ def plot(title: str, x_label: str, y_label: str, series: Sequence[Series]) -> st
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH_PX}" height="{HEIGHT_PX}" '
         f'viewBox="0 0 {WIDTH_PX} {HEIGHT_PX}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
         f'<text x="{WIDTH_PX / 2}" y="20" text-anchor="middle" font-weight="bold">'
-        f"{escape(title)}</text>",
+        f"{escape(shown_title(title))}</text>",
     ]
     all_x = [x for s in series for x in s.xs]
     all_y = [y for s in series for y in s.ys]

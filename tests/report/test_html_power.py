@@ -100,3 +100,16 @@ def test_a_counter_window_with_fewer_than_two_updates_says_so() -> None:
     assert "no power trace: fewer than two counter updates in the window" in page
     figure_titled(page, TITLE.format(2))  # the other window is plotted
     assert ": power, repetition 1" not in page
+
+
+def test_a_long_plot_title_is_cut_at_the_front_and_kept_whole_as_the_tooltip() -> None:
+    from pytest_llmbench.report.svg import Series, plot
+
+    title = "benchmarks/test_throughput.py::test_offline_throughput[pytorch]: ITL CDF (histogram)"
+    svg = plot(title, "ITL (ms)", "fraction", [Series("ITL", [1.0, 2.0], [0.5, 1.0], line=True)])
+    drawn = svg.split('font-weight="bold">')[1].split("</text>")[0]
+    assert drawn.startswith("\u2026") and drawn.endswith("[pytorch]: ITL CDF (histogram)")
+    assert len(drawn) <= 58 and "benchmarks/" not in drawn
+    assert f"<title>{title}</title>" in svg and f'aria-label="{title}"' in svg
+    short = plot("pytorch: energy vs throughput", "x", "y", [])
+    assert 'font-weight="bold">pytorch: energy vs throughput</text>' in short

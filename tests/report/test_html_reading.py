@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 from pytest_llmbench.gate import compare, parse_fail_on
 from pytest_llmbench.report.html import render
-from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour
+from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour, shown_title
 from pytest_llmbench.results import Report
 from tests.results.factories import make_report, make_result, noisy
 
@@ -51,7 +51,9 @@ def test_every_plot_has_a_title_axes_with_units_and_a_table_beside_it() -> None:
         (svg,) = list(figure.iter(f"{SVG}svg"))
         assert figure.find("table") is not None
         texts = [t.text or "" for t in svg.iter(f"{SVG}text")]
-        assert texts[0] == svg.get("aria-label")  # the title
+        title = svg.get("aria-label") or ""
+        assert svg.findtext(f"{SVG}title") == title  # the whole title, as a tooltip
+        assert texts[0] == shown_title(title) and texts[0].rstrip(")")[-8:] in title
         if "no data" not in texts:
             axis_labels = [t for t in texts if "(" in t and ")" in t]
             assert len(axis_labels) >= 2, texts  # units in parentheses on both axes

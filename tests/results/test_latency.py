@@ -73,6 +73,7 @@ def test_histograms_add_up_exactly(a: list[float], b: list[float]) -> None:
 def test_cdf_ends_at_one_and_rises() -> None:
     xs, ys = Histogram.of([0.001, 0.002, 0.002, 0.5]).cdf()
     assert ys[-1] == 1.0 and ys == sorted(ys) and xs == sorted(xs)
+    assert ys[0] == 0.0 and 0 < xs[0] <= 0.001 < xs[1]  # from the first bin's lower edge
 
 
 def test_compact_result_keeps_pooled_percentiles_exactly() -> None:
