@@ -124,12 +124,10 @@ class BaselinePlan:
                     lines.append(f"llmbench: could not add the comparison to {json_path}: {exc}")
         saved = None
         if self.save_name or self.autosave:
-            import json
-
-            from pytest_llmbench.results import _json_safe
+            from pytest_llmbench.results import report_json
 
             name = self.save_name or autosave_name(report.machine)
-            text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
+            text = report_json(data)
             saved = self.storage.save(text, name)
             lines.append(f"saved: {saved}")
         exit_code = comparison.exit_code if comparison else 0

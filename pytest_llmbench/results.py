@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -582,7 +583,7 @@ class Report:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n"
+        return report_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<report>") -> Report:
@@ -629,6 +630,25 @@ class Report:
             mixed_backends=bool(data.get("mixed_backends", False)),
             comparison=data["comparison"] if isinstance(data.get("comparison"), dict) else None,
         )
+
+
+# json.dumps(indent=2) puts each item of an array on its own line. An array of numbers (histogram
+# counts, kept samples, power traces) then takes a line per number; the writer joins them. JSON
+# strings never hold a raw newline, so this pattern only ever meets the layout's own.
+_NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null)"
+_NUMBER_ARRAY = re.compile(rf"\[\n\s*{_NUMBER}(?:,\n\s*{_NUMBER})*\n\s*\]")
+_ITEM_BREAK = re.compile(r",\n\s*")
+
+
+def report_json(data: Mapping[str, Any]) -> str:
+    """A report's JSON text: objects indented, arrays of numbers on one line each."""
+    text = json.dumps(_json_safe(data), indent=2, allow_nan=False)
+
+    def one_line(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1].strip()
+        return "[" + _ITEM_BREAK.sub(", ", inner) + "]"
+
+    return _NUMBER_ARRAY.sub(one_line, text) + "\n"
 
 
 def _json_safe(value: Any) -> Any:

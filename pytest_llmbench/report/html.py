@@ -22,8 +22,9 @@ from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
 
 _CSS = (
     "body{font-family:sans-serif;margin:1em}figure{display:flex;gap:1em;align-items:flex-start;"
-    "margin:1em 0}figure>svg{flex:none}table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;"
-    "padding:2px 6px;text-align:right}th:first-child,td:first-child{text-align:left}"
+    "margin:1em 0}figure>svg{flex:none}table{border-collapse:collapse;font-size:90%}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}"
     ".worse{background:#fdd}.better{background:#dfd}.swatch{display:inline-block;"
     "width:1em;height:1em;vertical-align:middle;margin-right:4px}"
 )

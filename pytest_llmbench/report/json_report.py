@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench.results import BenchmarkResult, Report, _json_safe
+from pytest_llmbench.results import BenchmarkResult, Report, report_json
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -54,5 +53,4 @@ def build_report(
 
 
 def write_report(path: str | Path, report: dict[str, Any]) -> None:
-    text = json.dumps(_json_safe(report), indent=2, sort_keys=False, allow_nan=False)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, report_json(report))

@@ -244,3 +244,30 @@ def test_a_malformed_power_trace_is_named(trace: Any, problem: str) -> None:
     message = str(info.value)
     assert message.startswith("b.json: results[0]: ") and problem in message
     assert "\n" not in message
+
+
+def test_arrays_of_numbers_take_one_line_and_the_text_reads_back(tmp_path: Path) -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from pytest_llmbench.results import report_json
+
+    report = make_report([make_result(energy_per_token=(0.5, 0.6, 0.7))])
+    path = tmp_path / "r.json"
+    write_report(path, report.to_dict())
+    text = path.read_text()
+    assert text == report.to_json() and json.loads(text) == json.loads(json.dumps(report.to_dict()))
+    counts = [line for line in text.splitlines() if '"counts": [' in line]
+    assert counts and all(line.rstrip(",").endswith("]") for line in counts)  # one line each
+
+    values = st.recursive(
+        st.none() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=20,
+    )
+
+    @given(st.dictionaries(st.text(), values, max_size=4))
+    def reads_back(data: dict[str, Any]) -> None:
+        assert json.loads(report_json(data)) == data
+
+    reads_back()
