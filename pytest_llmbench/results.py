@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.energy.base import EnergyReading, EnergyUnavailable
+from pytest_llmbench.energy.trace import TracePoints
 from pytest_llmbench.errors import ReportError
 from pytest_llmbench.latency import LatencySummary, pooled_summary
 from pytest_llmbench.plain import (
@@ -268,7 +269,7 @@ def energy_from_dict(data: Mapping[str, Any]) -> EnergyReading | EnergyUnavailab
     return EnergyReading(**kwargs)
 
 
-def _power_trace_from_dict(data: object) -> dict[str, tuple[tuple[float, float], ...]]:
+def _power_trace_from_dict(data: object) -> dict[str, TracePoints]:
     """``energy.power_trace`` of a report: per device, ``t_s`` and ``power_w`` arrays of one
     length. Errors name the field; the reading checks the bound on points and finiteness."""
     where = "energy.power_trace"

@@ -66,8 +66,8 @@ class CounterWindow(PolledWindow[CounterChannel]):
         self._started_s, self._last = self._read_all()
         self._units = [0] * len(meter.channels)
         self._changes = [0] * len(meter.channels)
-        self._change_times_s: list[float] = []  # of the first channel: the cadence
-        # per channel, (time, joules counted) at each update seen: the power trace
+        # per channel, (time, joules counted) at each update seen: the power trace, and (first
+        # channel) the cadence
         self._updates: list[list[tuple[float, float]]] = [[] for _ in meter.channels]
         self._ended_s = self._started_s
         self._start_polling()
@@ -86,8 +86,6 @@ class CounterWindow(PolledWindow[CounterChannel]):
                 if delta:
                     self._changes[i] += 1
                     self._updates[i].append((now_s, delta * channel.unit_j))
-                    if i == 0:
-                        self._change_times_s.append(now_s)
                 self._units[i] += delta
             self._last = values
             self._ended_s = now_s
@@ -108,7 +106,7 @@ class CounterWindow(PolledWindow[CounterChannel]):
             channel.device.uuid: units * channel.unit_j
             for channel, units in zip(channels, self._units, strict=True)
         }
-        gaps = [b - a for a, b in itertools.pairwise(self._change_times_s)]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(self._updates[0])]
         trace = {
             channel.device.uuid: counter_trace(
                 [t for t, _ in updates], [j for _, j in updates], self._started_s
