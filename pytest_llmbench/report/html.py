@@ -178,9 +178,8 @@ def _power_figure(result: BenchmarkResult, repetition: int, energy: EnergyReadin
                     dashed=d,
                 )
             )
-    name = result.test_id.split("::", 1)[-1]  # the section's heading has the whole id
     svg = plot(
-        f"{name}: power, repetition {repetition} ({energy.method})",
+        f"{result.test_id}: power, repetition {repetition} ({energy.method})",
         "time since the window opened (s)",
         "power (W)",
         series,

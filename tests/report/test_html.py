@@ -95,7 +95,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert "CONSOLE" not in dom.stderr, dom.stderr
     assert dom.stdout.count("<svg") >= 2
     # each energy window's power plot survives the browser's parsing, with its line
-    power = "test_fast[vllm]: power, repetition 1 (nvml-counter)"
+    power = "benchmarks/test_bench.py::test_fast[vllm]: power, repetition 1 (nvml-counter)"
     (plotted,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(power)}".*?</svg>', dom.stdout, re.S)
     assert "<polyline" in plotted and "power (W)" in plotted
     assert dom.stdout.count("unavailable: NVML not found") == 3  # pytorch's windows say why
@@ -158,7 +158,7 @@ def test_power_plot_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
     if chromium is None:
         pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
     page = render([_two_backends()])
-    title = "test_fast[vllm]: power, repetition 1 (nvml-counter)"
+    title = "benchmarks/test_bench.py::test_fast[vllm]: power, repetition 1 (nvml-counter)"
     (svg,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S)
     path = tmp_path / "power.html"
     path.write_text(f'<!doctype html><html><body style="margin:0">{svg}</body></html>')

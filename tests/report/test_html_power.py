@@ -15,7 +15,7 @@ from pytest_llmbench.results import BenchmarkResult, Report
 from tests.results.factories import make_report, make_result
 
 SVG = "{http://www.w3.org/2000/svg}"
-TITLE = "test_a[vllm]: power, repetition {} (nvml-counter)"
+TITLE = "benchmarks/test_bench.py::test_a[vllm]: power, repetition {} (nvml-counter)"
 
 
 def two_gpus(result: BenchmarkResult) -> BenchmarkResult:
