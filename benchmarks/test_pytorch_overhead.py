@@ -49,11 +49,9 @@ def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_pro
     details = backend.info().details
     # The paired ratio cannot resolve 2% where whole runs swing more (host-bound eager decoding);
     # the work the plugin adds, timed alone, bounds its cost there.
-    batches = backend._batches(requests)
-    device = backend._model.device
     added_s = sum(
-        added_host_time(device, len(b), max(r.max_output_tokens for r in b)).per_run_s
-        for b in batches
+        added_host_time(backend, b, max(r.max_output_tokens for r in b)).per_run_s
+        for b in backend._batches(requests)
     )
     direct_run_s = rounds[0].output_tokens / direct
     summary = {

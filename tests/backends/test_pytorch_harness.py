@@ -210,11 +210,25 @@ def test_added_host_time_counts_the_clock_per_step_and_per_batch(
             time.sleep(0.002)
             return super().times_s()
 
+    backend = make_backend()
+    batch = reqs(3, out=20)
+    made: list[int] = []  # Completions built per repetition, full length (no EOS in the rows)
+    completions = backend._completions
+
+    def counted(*args: Any) -> Any:
+        out = completions(*args)
+        made.append(sum(c.output_tokens for c in out))
+        return out
+
+    monkeypatch.setattr(backend, "_completions", counted)
     monkeypatch.setattr("pytest_llmbench.backends.pytorch.timing.StepClock", SlowClock)
-    added = overhead.added_host_time("cpu", rows=3, steps=20, repetitions=3)
+    added = overhead.added_host_time(backend, batch, steps=20, repetitions=3)
     assert calls == {"step": 60, "start": 3, "read": 3}
+    assert made == [60, 60, 60]
     assert 0.001 <= added.per_step_s < 0.02
     assert 0.006 <= added.per_batch_s < 0.2
     assert added.per_run_s == pytest.approx(added.per_batch_s + 20 * added.per_step_s)
     with pytest.raises(ValueError, match="steps must be >= 1"):
-        overhead.added_host_time("cpu", rows=1, steps=0)
+        overhead.added_host_time(backend, batch[:1], steps=0)
+    with pytest.raises(ValueError, match="rows and steps must be >= 1"):
+        overhead.added_host_time(backend, [], steps=5)

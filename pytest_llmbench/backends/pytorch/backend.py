@@ -254,15 +254,9 @@ class PytorchBackend(Backend):
         import torch
         from transformers import StoppingCriteriaList
 
-        tok = self._tokenizer
-        width = max(r.input_tokens for r in batch)
-        pad = tok.pad_token_id
-        ids = [[pad] * (width - r.input_tokens) + list(r.prompt_token_ids) for r in batch]
-        mask = [[0] * (width - r.input_tokens) + [1] * r.input_tokens for r in batch]
-        device = self._model.device
-        input_ids = torch.tensor(ids, dtype=torch.long, device=device)
-        attention = torch.tensor(mask, dtype=torch.long, device=device)
-        clock = StepClock(device)
+        input_ids, attention = self._padded_inputs(batch)
+        width = input_ids.shape[1]
+        clock = StepClock(self._model.device)
         kwargs = dict(base_kwargs)
         kwargs["max_new_tokens"] = max(r.max_output_tokens for r in batch)
         kwargs["min_new_tokens"] = min(r.min_output_tokens for r in batch)
@@ -279,8 +273,36 @@ class PytorchBackend(Backend):
         step_times = clock.times_s()
         self._timing = clock.method
         sequences = out.sequences if hasattr(out, "sequences") else out
+        return self._completions(batch, sequences, step_times, submitted_s, end)
+
+    def _padded_inputs(self, batch: Sequence[GenerationRequest]) -> tuple[Any, Any]:
+        """Token ids and attention mask of ``batch``, left-padded to its longest prompt, on the
+        model's device."""
+        import torch
+
+        width = max(r.input_tokens for r in batch)
+        pad = self._tokenizer.pad_token_id
+        ids = [[pad] * (width - r.input_tokens) + list(r.prompt_token_ids) for r in batch]
+        mask = [[0] * (width - r.input_tokens) + [1] * r.input_tokens for r in batch]
+        device = self._model.device
+        return (
+            torch.tensor(ids, dtype=torch.long, device=device),
+            torch.tensor(mask, dtype=torch.long, device=device),
+        )
+
+    def _completions(
+        self,
+        batch: Sequence[GenerationRequest],
+        sequences: Any,
+        step_times: Sequence[float],
+        submitted_s: float,
+        end_s: float,
+    ) -> list[Completion]:
+        """One Completion per request from ``generate``'s sequences (prompt columns first) and
+        the step clock's times; a row's length ends at its first EOS past the forced minimum."""
+        width = max(r.input_tokens for r in batch)
         generated = sequences[:, width:].tolist()
-        eos = tok.eos_token_id
+        eos = self._tokenizer.eos_token_id
         completions = []
         for req, row in zip(batch, generated, strict=True):
             n = _generated_length(row, eos, req.min_output_tokens)
@@ -292,7 +314,7 @@ class PytorchBackend(Backend):
                     input_tokens=req.input_tokens,
                     output_tokens=n,
                     start_s=submitted_s,
-                    end_s=times[-1] if times else end,
+                    end_s=times[-1] if times else end_s,
                     first_token_s=times[0] if times else None,
                     token_times_s=times,
                     output_token_ids=tuple(row[:n]),

@@ -32,6 +32,17 @@ class HeldModel(Protocol):
 
     def _batches(self, requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]: ...
 
+    def _padded_inputs(self, batch: Sequence[GenerationRequest]) -> tuple[Any, Any]: ...
+
+    def _completions(
+        self,
+        batch: Sequence[GenerationRequest],
+        sequences: Any,
+        step_times: Sequence[float],
+        submitted_s: float,
+        end_s: float,
+    ) -> list[Completion]: ...
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
 
 
@@ -45,19 +56,17 @@ def compare_generate(
     """Time ``backend.generate(requests)`` against ``model.generate`` called by hand."""
     import torch
 
-    model, pad = backend._model, backend._tokenizer.pad_token_id
+    model = backend._model
     settings = backend.generate_kwargs()
     for length in ("max_new_tokens", "min_new_tokens"):  # per batch, below, as the backend does
         settings.pop(length, None)
     prepared = []
-    for batch in backend._batches(requests):
-        width = max(r.input_tokens for r in batch)
-        ids = [[pad] * (width - r.input_tokens) + list(r.prompt_token_ids) for r in batch]
-        mask = [[0] * (width - r.input_tokens) + [1] * r.input_tokens for r in batch]
+    for batch in backend._batches(requests):  # inputs built once, outside the timed calls
+        input_ids, attention_mask = backend._padded_inputs(batch)
         prepared.append(
             (
-                torch.tensor(ids, dtype=torch.long, device=model.device),
-                torch.tensor(mask, dtype=torch.long, device=model.device),
+                input_ids,
+                attention_mask,
                 max(r.max_output_tokens for r in batch),
                 min(r.min_output_tokens for r in batch),
             )
@@ -99,10 +108,10 @@ def compare_generate(
 
 @dataclass(frozen=True)
 class AddedHostTime:
-    """Host time the plugin's path adds to one ``generate`` call, measured alone."""
+    """Host time the plugin's path adds to one ``generate`` call of a batch, measured alone."""
 
     per_step_s: float  # the StepClock criterion and the OR that StoppingCriteriaList applies
-    per_batch_s: float  # the clock's anchor before generate and reading its events after
+    per_batch_s: float  # clock anchor and read-back, input tensors, per-request Completions
     steps: int
 
     @property
@@ -110,9 +119,14 @@ class AddedHostTime:
         return self.per_batch_s + self.per_step_s * self.steps
 
 
-def added_host_time(device: Any, rows: int, steps: int, repetitions: int = 5) -> AddedHostTime:
-    """Time, outside any ``generate``, the work the plugin's path adds to each decoding step
-    and each batch (medians over ``repetitions``).
+def added_host_time(
+    backend: HeldModel, batch: Sequence[GenerationRequest], steps: int, repetitions: int = 5
+) -> AddedHostTime:
+    """Time, outside any ``generate``, the work the backend's path adds to one batch of
+    ``steps`` decoding steps (medians over ``repetitions``): per step, the clock; per batch, the
+    clock's anchor and read-back, building the input tensors inside the call, and turning
+    sequences into Completions (whose copy to the host the direct path makes too, so this
+    slightly over-counts).
 
     Where decoding is bound by the host (eager transformers: Python and kernel launches), whole
     runs swing by more than the harness could cost, so a paired end-to-end ratio cannot resolve
@@ -122,21 +136,28 @@ def added_host_time(device: Any, rows: int, steps: int, repetitions: int = 5) ->
 
     from pytest_llmbench.backends.pytorch.timing import StepClock
 
+    rows = len(batch)
     if steps < 1 or rows < 1:
         raise ValueError(f"rows and steps must be >= 1, got {rows} and {steps}")
+    device = backend._model.device
     ids = torch.zeros((rows, 1), dtype=torch.long, device=device)
     scores = torch.zeros((rows, 1), device=device)  # the clock ignores it
+    width = max(r.input_tokens for r in batch)
+    token = 1 if backend._tokenizer.eos_token_id == 0 else 0  # never EOS: full-length rows
+    sequences = torch.full((rows, width + steps), token, dtype=torch.long, device=device)
     per_step, per_batch = [], []
     for _ in range(repetitions):
+        t0 = time.perf_counter()
+        backend._padded_inputs(batch)
         clock = StepClock(torch.device(device))
         done = torch.zeros(rows, dtype=torch.bool, device=device)
-        t0 = time.perf_counter()
         clock.start()
         t1 = time.perf_counter()
         for _ in range(steps):
             done = done | clock(ids, scores)  # what StoppingCriteriaList does with the answer
         t2 = time.perf_counter()
-        clock.times_s()
+        step_times = clock.times_s()
+        backend._completions(batch, sequences, step_times, 0.0, 0.0)
         t3 = time.perf_counter()
         per_step.append((t2 - t1) / steps)
         per_batch.append((t1 - t0) + (t3 - t2))
