@@ -41,7 +41,7 @@ def spread(runs: list[list[float]]) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     means = [statistics.fmean(r) for r in runs]
     grand = statistics.fmean(means)
-    squares = sum((v - m) ** 2 for r, m in zip(runs, means) for v in r)
+    squares = sum((v - m) ** 2 for r, m in zip(runs, means, strict=True) for v in r)
     dof = sum(len(r) - 1 for r in runs)
     within = math.sqrt(squares / dof) / grand if dof > 0 and grand else math.nan
     between = statistics.stdev(means) / grand if len(means) > 1 and grand else math.nan
