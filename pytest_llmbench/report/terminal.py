@@ -67,7 +67,8 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-# Whose version a backend reports: the package behind it (openai: what the server's /version says).
+# Whose version a backend reports: the package behind it (openai: the server's software and
+# version, as backends/openai/identity.py recognises them).
 VERSION_OF = {
     "pytorch": "transformers",
     "vllm": "vllm",
@@ -99,6 +100,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         for reason in sorted(r for r in reasons if r):
             lines.append(f"energy: unavailable ({reason})")
         lines += _quality_lines(group)
+        lines += [f"ITL: unavailable for {names} ({why})" for why, names in itl_unavailable(group)]
         lines += _speculative_lines(group)
         lines += _drift_lines(group)
         lines.append("")
@@ -122,6 +124,25 @@ def _quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             text = f"quality: perplexity unavailable ({q.get('unavailable')})"
         seen.setdefault(text)
     return list(seen)
+
+
+def itl_unavailable(results: Sequence[BenchmarkResult]) -> list[tuple[str, str]]:
+    """(reason, benchmarks) for results that produced several tokens per request but no
+    inter-token latency: the backend's reason where it gave one (``engine_details``)."""
+    by_reason: dict[str, list[str]] = {}
+    for r in results:
+        if r.aggregate().get("itl_s_p50") is not None:
+            continue
+        requests = sum(rep.requests for rep in r.repetitions)
+        tokens = sum(rep.output_tokens for rep in r.repetitions)
+        if not requests or tokens <= requests:  # one token per request: no gap to time
+            continue
+        why = str(
+            r.engine_details.get("itl_unavailable")
+            or "no two output tokens of a request were seen at different times"
+        )
+        by_reason.setdefault(why, []).append(r.test_id.split("::", 1)[-1])
+    return [(why, ", ".join(names)) for why, names in by_reason.items()]
 
 
 def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
