@@ -99,7 +99,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         reasons = {r.energy_unavailable_reason for r in group} - {None}
         for reason in sorted(r for r in reasons if r):
             lines.append(f"energy: unavailable ({reason})")
-        lines += _quality_lines(group)
+        lines += quality_lines(group)
         lines += [f"ITL: unavailable for {names} ({why})" for why, names in itl_unavailable(group)]
         lines += _speculative_lines(group)
         lines += _drift_lines(group)
@@ -107,7 +107,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
     return lines
 
 
-def _quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+def quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
     """Perplexity of the reference text, once per distinct value (one engine, one number)."""
     seen: dict[str, None] = {}
     for r in results:
@@ -170,6 +170,20 @@ def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
     same weights and the same greedy probe, not an aggregate of them."""
     if not entries:
         return []
+    headers, rows, notes, probe = agreement_table(entries)
+    return [
+        f"agreement between backends (comparison of pairs, greedy probe {probe}; not pooled)",
+        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+        *notes,
+        "",
+    ]
+
+
+def agreement_table(
+    entries: Sequence[dict[str, Any]],
+) -> tuple[list[str], list[list[str]], list[str], str]:
+    """(headers, one row per pair, notes saying why a pair has no number, the probe's name):
+    what the terminal and the HTML page show of the report's ``agreement`` section."""
     from pytest_llmbench.quality.agreement import pair_name
 
     rows = []
@@ -195,13 +209,7 @@ def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
             ]
         )
     headers = ["backends compared", "dtypes", "token agreement", "first divergence"]
-    probe = entries[0].get("probe", "")
-    return [
-        f"agreement between backends (comparison of pairs, greedy probe {probe}; not pooled)",
-        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
-        *notes,
-        "",
-    ]
+    return headers, rows, notes, str(entries[0].get("probe", "")) if entries else ""
 
 
 def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
