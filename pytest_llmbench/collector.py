@@ -167,6 +167,9 @@ class ResultCollector:
         if self.write_error is not None:
             terminalreporter.write_line(self.write_error, red=True, bold=True)
         if self.outcome is not None and self.outcome.lines:
-            terminalreporter.write_sep("=", "llmbench comparison")
+            # Only a comparison (or its error) gets a section; a save alone is one line, as the
+            # JSON report's path is.
+            if self.outcome.comparison is not None or self.outcome.exit_code:
+                terminalreporter.write_sep("=", "llmbench comparison")
             for line in self.outcome.lines:
                 terminalreporter.write_line(line)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def one_line(text: str) -> str:
     """``text`` as one printable line: user input (a YAML key, a value) may hold newlines."""
@@ -22,7 +24,31 @@ class ConfigError(LLMBenchError):
         self.detail = message
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(one_line(f"{where}{field}: {message}"))
+        named = f"{field}: " if field else ""  # a whole-file problem names no key
+        super().__init__(one_line(f"{where}{named}{message}"))
+
+    def with_source(self, source: str) -> ConfigError:
+        """The same error, said of ``source`` (the file or layer that brought the value)."""
+        return ConfigError(self.field, self.detail, source=source)
+
+
+class ConfigErrors(ConfigError):
+    """Every error found in one config source, reported at once: a first line saying how many,
+    then one line per error in the ``source: dotted.key: problem`` form. Raised only for two or
+    more; ``field`` and ``detail`` are the first error's."""
+
+    def __init__(self, errors: Sequence[ConfigError], source: str | None = None) -> None:
+        if len(errors) < 2:
+            raise ValueError("ConfigErrors needs two or more errors; raise the one error")
+        self.errors = tuple(e.with_source(source) if source else e for e in errors)
+        first = self.errors[0]
+        super().__init__(first.field, first.detail, source)
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{len(self.errors)} config errors:", *(str(e) for e in self.errors)]
+        self.args = ("\n".join(lines),)
+
+    def with_source(self, source: str) -> ConfigErrors:
+        return ConfigErrors(self.errors, source=source)
 
 
 class BackendUnavailable(LLMBenchError):

@@ -28,6 +28,25 @@ class UnknownArgument(TypeError):
     """A keyword ``llm_bench`` does not take; the message lists the ones it does."""
 
 
+class ScheduleMismatch(ValueError):
+    """A schedule of arrival offsets built for another number of requests than the workload's."""
+
+
+def check_schedule(schedule: Schedule, workload: Workload) -> None:
+    """ScheduleMismatch unless ``schedule`` has one arrival offset per request of ``workload``
+    (or none: offline and fixed-concurrency schedules fit any workload)."""
+    __tracebackhide__ = True  # the user's call is the line to show
+    offsets = schedule.arrival_offsets_s
+    if offsets is None or len(offsets) == workload.num_prompts:
+        return
+    n, m = len(offsets), workload.num_prompts
+    raise ScheduleMismatch(
+        f"llm_bench(): the schedule has {n} arrival offsets, one per request, but the workload "
+        f"sends {m} requests (num_prompts={m}); build the schedule for {m} requests (e.g. "
+        f"poisson_schedule({m}, rate)) or set num_prompts={n}"
+    )
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -117,6 +136,7 @@ class LLMBench:
         elif overrides:
             workload = dataclasses.replace(workload, **overrides)
         schedule = schedule or Schedule()
+        check_schedule(schedule, workload)
         tokenizer = load_tokenizer(self.engine.spec.model_path)
         requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
         runner = self._session.config.runner

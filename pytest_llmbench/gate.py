@@ -238,7 +238,9 @@ class Comparison:
         if self.unmeasured:
             return (
                 f"llmbench gate FAILED against {against}: {_failures(self.unmeasured)} could "
-                f"not be measured in this run [{counts}]"
+                f"not be measured in this run [{counts}]; if this machine cannot measure them "
+                "(e.g. energy on a CPU runner), add --llm-allow-unmeasured (llmbench compare: "
+                "--allow-unmeasured) to let them pass; else see why in the notes above"
             )
         return f"llmbench gate passed against {against} [{counts or 'nothing compared'}]"
 

@@ -12,6 +12,7 @@ reports of schema version 1 stay readable whatever the current version is.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ def expand(
             if not found:
                 raise StorageError(f"{option}: {value}: the pattern matches no files")
             files += found
+        elif value.endswith(("/", os.sep)):
+            raise StorageError(f"{option}: {value}: no such folder")
         elif saved is not None and not value.endswith(".json") and len(path.parts) == 1:
             files.append(saved(value))
         else:

@@ -90,9 +90,11 @@ class Storage:
             if candidate.suffix == ".json" or len(candidate.parts) > 1:
                 raise StorageError(f"--llm-compare: {value}: no such file")
         runs = self.runs()
+        # A name may have been meant as a file or folder: say it is neither.
+        neither = f"no file or folder {value!r}, and " if value and not value.isdigit() else ""
         if not runs:
             raise StorageError(
-                f"--llm-compare: no saved runs in {self.folder} "
+                f"--llm-compare: {neither}no saved runs in {self.folder} "
                 "(save one with --llm-save NAME or --llm-autosave)"
             )
         if not value:
@@ -104,6 +106,6 @@ class Storage:
         if not hits:
             known = ", ".join(r.path.stem for r in runs[-10:])
             raise StorageError(
-                f"--llm-compare: no saved run {value!r} in {self.folder}; latest: {known}"
+                f"--llm-compare: {neither}no saved run {value!r} in {self.folder}; latest: {known}"
             )
         return hits[-1].path

@@ -16,7 +16,7 @@ from pytest_llmbench.config.load import (
     resolve_config,
 )
 from pytest_llmbench.config.schema import ExperimentConfig
-from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.errors import ConfigError, ConfigErrors
 
 
 def error_of(data: dict) -> str:
@@ -105,8 +105,89 @@ def test_error_names_the_layer_that_brought_it(tmp_path: Path) -> None:
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("decoder:\n  top_k: [1\n")
-    with pytest.raises(ConfigError, match="invalid YAML line"):
+    with pytest.raises(ConfigError, match="invalid YAML at line"):
         resolve_config(config_file=path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        # A key without ':' on line 3: PyYAML notices on line 4, at the next key's ':'.
+        ("runs: 3\ndecoder:\n  temperature 0.7\n  top_p: 0.9\n", "line 3 column 3", "':'"),
+        ("decoder:\n  temperature: 0.7\n  top_p 0.9\n", "line 3 column 3", "':'"),
+        # An unclosed quote on line 2: noticed only at the end of the file.
+        ('decoder:\n  top_p: "0.9\nrunner:\n  repetitions: 3\n', "line 2 column 10", "quoted"),
+        # A line indented too far is the line at fault.
+        ("decoder:\n  top_p: 0.9\n    top_k: 3\n", "line 3 column 10", "not allowed"),
+        # A bracket never closed: the error names where it opened.
+        ("decoder: [1, 2\nrunner: 3\n", "line 2", "opened at line 1 column 10"),
+    ],
+)
+def test_invalid_yaml_points_at_the_line_to_edit(
+    tmp_path: Path, text: str, where: str, problem: str
+) -> None:
+    path = tmp_path / "syntax.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        resolve_config(config_file=path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid YAML at {where}"), message
+    assert problem in message and "<file>" not in message and "\n" not in message
+
+
+def test_a_top_level_list_is_one_line_without_a_placeholder(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_config(config_file=path)
+    assert str(info.value) == f"{path}: the top level must be a mapping of config keys"
+
+
+def test_every_error_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("decoder:\n  temprature: 0.7\n  top_k: -3\nrunner:\n  repetitions: 0\nzzz: 1\n")
+    with pytest.raises(ConfigErrors) as info:
+        resolve_config(config_file=path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: 4 config errors:"
+    assert [line.split(": ")[1] for line in lines[1:]] == [
+        "decoder.temprature",
+        "decoder.top_k",
+        "runner.repetitions",
+        "zzz",
+    ]
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert "-3 is not >= 0" in lines[2] and "0 is not >= 1" in lines[3]
+
+
+def test_one_error_stays_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("decoder:\n  top_k: -3\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_config(config_file=path)
+    assert not isinstance(info.value, ConfigErrors)
+    assert str(info.value) == f"{path}: decoder.top_k: -3 is not >= 0"
+
+
+@pytest.mark.parametrize(
+    ("override", "meant"),
+    [
+        ("decoder.temprature=1", "decoder.temperature"),
+        ("runner.repetitons=3", "runner.repetitions"),
+        ("temperature=1", "decoder.temperature"),  # the right name, one section too high
+        ("max_output_token=8", "max_output_tokens"),
+    ],
+)
+def test_an_unknown_key_suggests_the_key_meant(override: str, meant: str) -> None:
+    with pytest.raises(ConfigError, match=f"unknown key; did you mean '{meant}'\\? allowed keys"):
+        resolve_config(overrides=[parse_override(override)])
+
+
+def test_an_unknown_key_far_from_any_known_suggests_nothing() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_config(overrides=[parse_override("decoder.zzz=1")])
+    assert "did you mean" not in str(info.value)
+    assert "decoder.zzz: unknown key; allowed keys here: do_sample," in str(info.value)
 
 
 def test_digest_changes_with_any_setting() -> None:

@@ -40,6 +40,27 @@ def test_a_misspelled_workload_field_gets_the_closest_name(echo_pytester: pytest
     )
 
 
+def test_a_schedule_for_another_number_of_requests_is_refused(
+    echo_pytester: pytest.Pytester,
+) -> None:
+    result = run(
+        echo_pytester,
+        """
+        from pytest_llmbench.workload.traffic import poisson_schedule
+
+        def test_mismatch(llm_bench):
+            llm_bench(num_prompts=4, schedule=poisson_schedule(10, rate=5.0))
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    assert "does not accept timed arrivals" not in result.stdout.str()  # refused before serving
+    assert (
+        "ScheduleMismatch: llm_bench(): the schedule has 10 arrival offsets, one per request, "
+        "but the workload sends 4 requests (num_prompts=4); build the schedule for 4 requests "
+        "(e.g. poisson_schedule(4, rate)) or set num_prompts=10" in result.stdout.str()
+    )
+
+
 def test_overrides_apply_to_a_given_workload(echo_pytester: pytest.Pytester) -> None:
     result = run(
         echo_pytester,
@@ -80,3 +101,21 @@ def test_a_misspelled_llm_requires_parameter_is_one_error(echo_pytester: pytest.
     errors = out.split("= ERRORS =", 1)[1].split("short test summary info", 1)[0]
     assert errors.count(message) == 2  # once per test, not twice around a chained exception
     assert "During handling" not in out
+
+
+def test_a_schedule_fits_a_workload_with_one_offset_per_request() -> None:
+    from pytest_llmbench.fixture import ScheduleMismatch, check_schedule
+    from pytest_llmbench.workload.prompts import Workload
+    from pytest_llmbench.workload.traffic import (
+        concurrency_schedule,
+        gamma_schedule,
+        offline_schedule,
+        poisson_schedule,
+    )
+
+    four = Workload("w", num_prompts=4, input_tokens=4, output_tokens=2)
+    for fits in (poisson_schedule(4, 2.0), offline_schedule(), concurrency_schedule(2)):
+        check_schedule(fits, four)
+    for wrong in (poisson_schedule(10, 2.0), gamma_schedule(3, 2.0, 0.5)):
+        with pytest.raises(ScheduleMismatch, match="but the workload sends 4 requests"):
+            check_schedule(wrong, four)

@@ -109,7 +109,9 @@ def test_an_energy_rule_without_a_meter_fails_with_exit_12(measured: pytest.Pyte
         "energy_per_output_token:+5%",
     )
     assert result.ret == 12
-    result.stdout.fnmatch_lines(["*unmeasured*", "*could not be measured in this run*"])
+    result.stdout.fnmatch_lines(
+        ["*unmeasured*", "*could not be measured in this run*add --llm-allow-unmeasured*"]
+    )
     allowed = measured.runpytest(
         *measured.args,  # type: ignore[attr-defined]
         "--llm-energy",
@@ -208,6 +210,7 @@ def test_a_crashing_test_keeps_earlier_and_later_results(echo_pytester: pytest.P
         (["--llm-false-alarm-rate", "1.5"], "--llm-false-alarm-rate: 1.5 is not within (0, 1)"),
         (["--llm-compare", "empty"], "the folder holds no .json reports"),
         (["--llm-compare", "nothing-*.json"], "the pattern matches no files"),
+        (["--llm-compare", "history/"], "--llm-compare: history/: no such folder"),
     ],
 )
 def test_bad_history_options_are_one_line_usage_errors(
@@ -219,3 +222,15 @@ def test_bad_history_options_are_one_line_usage_errors(
     err = result.stderr.str()
     assert message in err and "Traceback" not in err
     assert "passed" not in result.stdout.str()
+
+
+def test_a_save_without_a_comparison_prints_no_comparison_section(
+    echo_pytester: pytest.Pytester,
+) -> None:
+    args = ("--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0")
+    result = echo_pytester.runpytest(*args, "--llm-save", "first", "--llm-storage", "st")
+    assert result.ret == pytest.ExitCode.OK
+    assert "llmbench comparison" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["saved: *st*0001_first.json"])
+    compared = echo_pytester.runpytest(*args, "--llm-compare", "--llm-storage", "st")
+    compared.stdout.fnmatch_lines(["*llmbench comparison*", "baseline: *0001_first.json*"])

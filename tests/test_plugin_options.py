@@ -61,6 +61,23 @@ def test_bad_yaml_value_names_the_dotted_field(echo_pytester: pytest.Pytester) -
     result.stderr.fnmatch_lines(["*bad.yaml: decoder.temperature: -1 is not >= 0*"])
 
 
+def test_a_config_file_with_several_errors_names_them_all(
+    echo_pytester: pytest.Pytester,
+) -> None:
+    echo_pytester.makefile(".yaml", bad="decoder:\n  temprature: 0.7\n  top_k: -3\n")
+    result = echo_pytester.runpytest("--llm-config", "bad.yaml", "--llm-backend", "echo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert errors == [
+        "ERROR: bad.yaml: 2 config errors:",
+        "bad.yaml: decoder.temprature: unknown key; did you mean 'decoder.temperature'? "
+        "allowed keys here: do_sample, min_p, no_repeat_ngram_size, repetition_penalty, "
+        "temperature, top_k, top_p",
+        "bad.yaml: decoder.top_k: -3 is not >= 0",
+    ]
+    assert "passed" not in result.stdout.str()  # nothing ran
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -70,7 +87,7 @@ def test_bad_yaml_value_names_the_dotted_field(echo_pytester: pytest.Pytester) -
         ),
         (
             ["--llm-set", "decoder.temprature=1"],
-            "decoder.temprature: unknown key; allowed keys here:",
+            "decoder.temprature: unknown key; did you mean 'decoder.temperature'? allowed keys",
         ),
         (["--llm-set", "novalue"], "--llm-set: 'novalue' is not of the form dotted.key=value"),
         (["--llm-preset", "nosuch"], "--llm-preset: 'nosuch' is not one of"),

@@ -7,11 +7,12 @@ validator produces every error message in the same shape: ``dotted.field: value 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from pytest_llmbench.errors import ConfigError
+from pytest_llmbench.errors import ConfigError, ConfigErrors
 
 T = TypeVar("T")
 
@@ -140,20 +141,51 @@ def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
+    errors: list[ConfigError] = []  # every bad key of the mapping, not only the first
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            allowed = ", ".join(sorted(fields))
-            raise ConfigError(dotted, f"unknown key; allowed keys here: {allowed}")
-        field = fields[key]
-        coerced = _coerce(value, hints[key], dotted)
-        _check_bounds(value, field.metadata, dotted)  # the value as typed, for the message
-        kwargs[key] = coerced
+        try:
+            if key not in fields:
+                raise ConfigError(dotted, _unknown_key(str(key), path, cls))
+            coerced = _coerce(value, hints[key], dotted)
+            _check_bounds(value, fields[key].metadata, dotted)  # the value as typed
+        except ConfigErrors as exc:
+            errors += exc.errors
+        except ConfigError as exc:
+            errors.append(exc)
+        else:
+            kwargs[key] = coerced
+    if len(errors) > 1:
+        raise ConfigErrors(errors)
+    if errors:
+        raise errors[0]
     instance = cls(**kwargs)
     validate = getattr(instance, "validate", None)
     if callable(validate):
         validate(path)
     return instance
+
+
+def _unknown_key(key: str, path: str, cls: type) -> str:
+    """The unknown-key message, with the key the user probably meant: a near spelling here
+    (``decoder.temprature``), else the same name one section down (``temperature`` at the top
+    level for ``decoder.temperature``)."""
+    prefix = f"{path}." if path else ""
+    names = [f.name for f in dataclasses.fields(cls)]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        meant = prefix + close[0]
+    else:
+        hints = get_type_hints(cls)
+        below = [
+            f"{prefix}{name}.{key}"
+            for name in names
+            if dataclasses.is_dataclass(hints[name])
+            and key in {f.name for f in dataclasses.fields(hints[name])}
+        ]
+        meant = below[0] if len(below) == 1 else ""
+    hint = f"did you mean {meant!r}? " if meant else ""
+    return f"unknown key; {hint}allowed keys here: {', '.join(sorted(names))}"
 
 
 def field_docs(cls: type, prefix: str = "") -> list[tuple[str, str, str, Any]]:

@@ -38,16 +38,59 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        # PyYAML's own text spans several lines (the offending snippet, a caret): keep one.
-        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-        raise ConfigError("<file>", f"invalid YAML{where}: {problem}", source=source) from None
+        raise ConfigError("", yaml_error(text, exc), source=source) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("<file>", "the top level must be a mapping of config keys", source=source)
+        raise ConfigError("", "the top level must be a mapping of config keys", source=source)
     return data
+
+
+# Problems PyYAML notices only after the construct at fault: an unclosed quote or bracket at the
+# end of the file, a key without ':' on the next line. Its context mark is where the fault is.
+_AT_CONTEXT = ("while scanning a simple key", "while scanning a quoted scalar")
+
+
+def yaml_error(text: str, exc: yaml.YAMLError) -> str:
+    """One line: ``invalid YAML at line L column C: problem``, L and C (1-based) where the
+    user must edit, which is not always where PyYAML noticed (its problem mark)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context in _AT_CONTEXT and context_mark is not None:
+        mark, problem = context_mark, f"{problem} ({context})"
+    elif str(context).startswith("while parsing a flow") and context_mark is not None:
+        # Either a ',' is missing here or the bracket opened there is never closed: name both.
+        opened = f"line {context_mark.line + 1} column {context_mark.column + 1}"
+        problem = f"{problem} ({context} opened at {opened})"
+    elif problem == "mapping values are not allowed here" and mark is not None:
+        # "a 1\n  b: 2" reads as the key "a 1 b": the ':' PyYAML trips on follows a plain value
+        # that began a line of its own earlier on, whose own ':' is missing.
+        start = _plain_value_start(text)
+        lines = text.splitlines()
+        if start is not None and start.line < mark.line:
+            before = lines[start.line][: start.column].strip()
+            if before in ("", "-"):
+                mark = start
+                line = lines[start.line].strip()
+                problem = f"{line!r} is not 'key: value' (missing ':'?)"
+    if mark is None:
+        return f"invalid YAML: {problem}"
+    return f"invalid YAML at line {mark.line + 1} column {mark.column + 1}: {problem}"
+
+
+def _plain_value_start(text: str) -> yaml.Mark | None:
+    """Where the last value read before a scanner error began."""
+    last: yaml.Token | None = None
+    try:
+        for token in yaml.scan(text):
+            last = token
+    except yaml.YAMLError:
+        pass
+    if isinstance(last, yaml.ScalarToken) and last.plain:
+        return last.start_mark
+    return None
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -123,5 +166,5 @@ def resolve_config(
         try:
             config = build(ExperimentConfig, merged)
         except ConfigError as exc:
-            raise ConfigError(exc.field, exc.detail, source=source) from None
+            raise exc.with_source(source) from None
     return config

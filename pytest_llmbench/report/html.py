@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from pytest_llmbench.report.json_report import atomic_write_text
 from pytest_llmbench.report.pareto import FrontierPoint, pareto_frontier
 from pytest_llmbench.report.runs import TREND_METRICS, trends
 from pytest_llmbench.report.svg import Series, backend_colour, plot
+from pytest_llmbench.report.terminal import agreement_table, itl_unavailable, quality_lines
 from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
 
 _CSS = (
@@ -26,7 +28,7 @@ _CSS = (
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
     "th:first-child,td:first-child{text-align:left}"
     ".worse{background:#fdd}.better{background:#dfd}.swatch{display:inline-block;"
-    "width:1em;height:1em;vertical-align:middle;margin-right:4px}"
+    "width:1em;height:1em;vertical-align:middle;margin-right:4px}.why{color:#555}"
 )
 _LATENCIES = (("ttft_s", "TTFT"), ("itl_s", "ITL"), ("e2e_latency_s", "E2E latency"))
 
@@ -76,9 +78,20 @@ def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
         "output throughput (tok/s)",
         "energy (J/output token)",
         series if points else [],
+        empty=_no_frontier_reason(results),
     )
     table = _table(["test", "output tok/s", "J/output token", "on frontier"], rows)
     return f"<figure>{svg}{table}</figure>"
+
+
+def _no_frontier_reason(results: Sequence[BenchmarkResult]) -> str:
+    """Why no benchmark of a backend has a point of energy against throughput."""
+    reasons = {r.energy_unavailable_reason for r in results}
+    if results and None not in reasons:
+        return "energy unavailable: " + "; ".join(sorted(str(x) for x in reasons))
+    if not any(r.throughput()["output_tok_s"] for r in results):
+        return "no output throughput: no benchmark produced output tokens"
+    return "no benchmark has both an output throughput and a measured energy"
 
 
 def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[float], str]:
@@ -95,13 +108,18 @@ def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[fl
 def _latency_section(result: BenchmarkResult) -> str:
     parts = []
     summaries = result.latency_summaries()
+    itl_why = next((why for why, _ in itl_unavailable([result])), None)
     for field_name, label in _LATENCIES:
         xs, ys, source = _cdf(result, field_name)
+        why = "no samples"
+        if field_name == "itl_s" and itl_why is not None:
+            why = f"ITL unavailable: {itl_why}"
         svg = plot(
             f"{result.test_id}: {label} CDF ({source})",
             f"{label} (ms)",
             "fraction of samples",
             [Series(label, xs, ys, line=True, colour=backend_colour(result.backend))] if xs else [],
+            empty=why,
         )
         stats = summaries[field_name].to_dict()
         rows = [["count", str(stats["count"])]]
@@ -202,12 +220,12 @@ def _power_section(result: BenchmarkResult) -> str:
     table saying why not (energy unavailable, or no trace)."""
     parts = [f"<h4>{escape(result.test_id)}: power over each energy window</h4>"]
     unplotted = []
+    unavailable: dict[tuple[str, str], list[int]] = {}  # (method, reason) -> repetitions
     for i, rep in enumerate(result.repetitions, start=1):
         energy = rep.energy
         if not isinstance(energy, EnergyReading):
-            unplotted.append(
-                [str(i), energy.method, _num(rep.window_s), "-", f"unavailable: {energy.reason}"]
-            )
+            unavailable.setdefault((energy.method, energy.reason), []).append(i)
+            unplotted.append([str(i), energy.method, _num(rep.window_s), "-", "unavailable"])
             continue
         why = _no_trace_reason(energy)
         if why is None:
@@ -222,10 +240,21 @@ def _power_section(result: BenchmarkResult) -> str:
                     f"no power trace: {why}",
                 ]
             )
+    # The reason a meter could not read is the same in every window: said once, not per row.
+    for (method, reason), reps in unavailable.items():
+        which = "every repetition" if len(reps) == len(result.repetitions) else _repetitions(reps)
+        parts.append(
+            f'<p class="why">Energy in {which} (method {escape(method)}): '
+            f"{escape(f'unavailable: {reason}')}</p>"
+        )
     if unplotted:
         header = ["repetition", "method", "window (s)", "average power (W)", "power over time"]
         parts.append(_table(header, unplotted))
     return "".join(parts)
+
+
+def _repetitions(numbers: Sequence[int]) -> str:
+    return ("repetition " if len(numbers) == 1 else "repetitions ") + ", ".join(map(str, numbers))
 
 
 def _trend_section(reports: Sequence[Report]) -> str:
@@ -254,6 +283,7 @@ def _trend_section(reports: Sequence[Report]) -> str:
                 "run (oldest first)",
                 label,
                 series if any(s.xs for s in series) else [],
+                empty=_no_trend_reason(reports, backend, metric, label),
             )
             table = _table(
                 ["benchmark", *(f"run {n}" for n in runs)],
@@ -261,6 +291,42 @@ def _trend_section(reports: Sequence[Report]) -> str:
             )
             parts.append(f"<figure>{svg}{table}</figure>")
     return "".join(parts)
+
+
+def _no_trend_reason(reports: Sequence[Report], backend: str, metric: str, label: str) -> str:
+    """Why no run has a point of ``metric``: for energy, the meters' reasons."""
+    reasons = {
+        r.energy_unavailable_reason
+        for report in reports
+        for r in report.results
+        if r.backend == backend and r.energy_unavailable_reason
+    }
+    if metric.startswith("energy") and reasons:
+        return f"no run has {label}: energy unavailable: {'; '.join(sorted(map(str, reasons)))}"
+    return f"no run has {label}"
+
+
+def _quality_section(results: Sequence[BenchmarkResult]) -> str:
+    """A backend's perplexity on the shipped reference text, as the terminal says it: once per
+    distinct value (one engine, one number), or why it is unavailable."""
+    lines = quality_lines(results)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line.removeprefix('quality: '))}</li>" for line in lines)
+    return f"<h4>Quality</h4><ul>{items}</ul>"
+
+
+def _agreement_section(entries: Sequence[dict[str, Any]]) -> str:
+    """Token agreement between pairs of backends of the run: a comparison of two engines on the
+    same weights and greedy probe, one row per pair (never an aggregate)."""
+    if not entries:
+        return ""
+    headers, rows, notes, probe = agreement_table(entries)
+    why = "".join(f'<p class="why">{escape(note)}</p>' for note in notes)
+    return (
+        f"<h3>Agreement between backends (greedy probe {escape(str(probe))}; pairs, not "
+        f"pooled)</h3>{_table(headers, rows)}{why}"
+    )
 
 
 def _comparison_section(comparison: dict[str, object]) -> str:
@@ -327,9 +393,11 @@ def render(reports: Sequence[Report]) -> str:
         body.append(f"<h2>Run {n + 1}: started {escape(report.started_at)}</h2>")
         if report.comparison is not None:
             body.append(_comparison_section(report.comparison))
+        body.append(_agreement_section(report.agreement))
         for backend in report.backends:
             results = [r for r in report.results if r.backend == backend]
             body.append(f"<h3>{_swatch(backend)}Backend {escape(backend)}</h3>")
+            body.append(_quality_section(results))
             body.append(_frontier_section(backend, results))
             for result in results:
                 body.append(_latency_section(result))

@@ -67,7 +67,8 @@ def backend_table(results: Sequence[BenchmarkResult]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-# Whose version a backend reports: the package behind it (openai: what the server's /version says).
+# Whose version a backend reports: the package behind it (openai: the server's software and
+# version, as backends/openai/identity.py recognises them).
 VERSION_OF = {
     "pytorch": "transformers",
     "vllm": "vllm",
@@ -98,14 +99,15 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         reasons = {r.energy_unavailable_reason for r in group} - {None}
         for reason in sorted(r for r in reasons if r):
             lines.append(f"energy: unavailable ({reason})")
-        lines += _quality_lines(group)
+        lines += quality_lines(group)
+        lines += [f"ITL: unavailable for {names} ({why})" for why, names in itl_unavailable(group)]
         lines += _speculative_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
 
 
-def _quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+def quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
     """Perplexity of the reference text, once per distinct value (one engine, one number)."""
     seen: dict[str, None] = {}
     for r in results:
@@ -122,6 +124,25 @@ def _quality_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             text = f"quality: perplexity unavailable ({q.get('unavailable')})"
         seen.setdefault(text)
     return list(seen)
+
+
+def itl_unavailable(results: Sequence[BenchmarkResult]) -> list[tuple[str, str]]:
+    """(reason, benchmarks) for results that produced several tokens per request but no
+    inter-token latency: the backend's reason where it gave one (``engine_details``)."""
+    by_reason: dict[str, list[str]] = {}
+    for r in results:
+        if r.aggregate().get("itl_s_p50") is not None:
+            continue
+        requests = sum(rep.requests for rep in r.repetitions)
+        tokens = sum(rep.output_tokens for rep in r.repetitions)
+        if not requests or tokens <= requests:  # one token per request: no gap to time
+            continue
+        why = str(
+            r.engine_details.get("itl_unavailable")
+            or "no two output tokens of a request were seen at different times"
+        )
+        by_reason.setdefault(why, []).append(r.test_id.split("::", 1)[-1])
+    return [(why, ", ".join(names)) for why, names in by_reason.items()]
 
 
 def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
@@ -149,6 +170,20 @@ def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
     same weights and the same greedy probe, not an aggregate of them."""
     if not entries:
         return []
+    headers, rows, notes, probe = agreement_table(entries)
+    return [
+        f"agreement between backends (comparison of pairs, greedy probe {probe}; not pooled)",
+        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+        *notes,
+        "",
+    ]
+
+
+def agreement_table(
+    entries: Sequence[dict[str, Any]],
+) -> tuple[list[str], list[list[str]], list[str], str]:
+    """(headers, one row per pair, notes saying why a pair has no number, the probe's name):
+    what the terminal and the HTML page show of the report's ``agreement`` section."""
     from pytest_llmbench.quality.agreement import pair_name
 
     rows = []
@@ -174,13 +209,7 @@ def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
             ]
         )
     headers = ["backends compared", "dtypes", "token agreement", "first divergence"]
-    probe = entries[0].get("probe", "")
-    return [
-        f"agreement between backends (comparison of pairs, greedy probe {probe}; not pooled)",
-        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
-        *notes,
-        "",
-    ]
+    return headers, rows, notes, str(entries[0].get("probe", "")) if entries else ""
 
 
 def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:

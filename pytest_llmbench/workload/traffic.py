@@ -117,15 +117,19 @@ async def run_schedule(
 ) -> list[Completion]:
     """Send every request on ``schedule`` and return their completions in request order.
 
+    A schedule with arrival offsets must have exactly one per request (ValueError otherwise).
+
     Each request starts at its offset from one common start (perf_counter) and, when the schedule
     caps concurrency, only once a slot is free; ``send`` measures its own timestamps. A ``send``
     that raises yields a failed Completion (error set): one request's failure never aborts the
     run, and nothing is retried. Cancellation propagates.
     """
     offsets = schedule.arrival_offsets_s
-    if offsets is not None and len(offsets) < len(requests):
+    if offsets is not None and len(offsets) != len(requests):
+        # One offset per request: extra offsets would be dropped silently, so both are refused.
         raise ValueError(
-            f"schedule has {len(offsets)} arrival offsets for {len(requests)} requests"
+            f"schedule has {len(offsets)} arrival offsets for {len(requests)} requests "
+            "(one per request)"
         )
     slots = asyncio.Semaphore(schedule.max_concurrency) if schedule.max_concurrency else None
     start = time.perf_counter()

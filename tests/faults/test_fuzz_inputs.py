@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pytest_llmbench.cli import main as llmbench
 from pytest_llmbench.config.load import parse_override, resolve_config
 from pytest_llmbench.config.schema import ExperimentConfig
-from pytest_llmbench.errors import LLMBenchError
+from pytest_llmbench.errors import ConfigErrors, LLMBenchError
 from pytest_llmbench.gate import parse_fail_on
 from pytest_llmbench.results import load_report
 from tests.results.factories import make_report, make_result
@@ -95,6 +95,16 @@ def one_line(error: Exception) -> str:
     return text
 
 
+def one_line_per_error(error: Exception) -> list[str]:
+    """A config file's errors: one line, or a count line and then one line per error."""
+    if not isinstance(error, ConfigErrors):
+        return [one_line(error)]
+    lines = str(error).splitlines()
+    assert lines[0].endswith(f"{len(error.errors)} config errors:") and len(error.errors) > 1
+    assert lines[1:] == [one_line(e) for e in error.errors]
+    return lines
+
+
 @given(config_texts)
 @settings(max_examples=300, deadline=None)
 def test_any_config_file_is_accepted_or_one_line(tmp_path_factory: Any, text: str) -> None:
@@ -103,7 +113,7 @@ def test_any_config_file_is_accepted_or_one_line(tmp_path_factory: Any, text: st
     try:
         resolve_config(config_file=path)
     except LLMBenchError as exc:
-        assert str(path) in one_line(exc)
+        assert all(line.startswith(f"{path}: ") for line in one_line_per_error(exc))
 
 
 @given(set_texts)
@@ -112,7 +122,7 @@ def test_any_llm_set_is_accepted_or_one_line(text: str) -> None:
     try:
         resolve_config(overrides=[parse_override(text)])
     except LLMBenchError as exc:
-        one_line(exc)
+        one_line_per_error(exc)
 
 
 @given(fail_on_texts)
@@ -232,7 +242,9 @@ def assert_usage_error_or_ok(result: pytest.RunResult) -> None:
     assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED), text
     if result.ret == pytest.ExitCode.USAGE_ERROR:
         errors = [line for line in result.stderr.lines if line.strip()]
-        assert len(errors) == 1 and errors[0].startswith("ERROR: "), errors
+        assert errors and errors[0].startswith("ERROR: "), errors
+        if len(errors) > 1:  # several errors of one config file: the first line counts them
+            assert errors[0].endswith(f" {len(errors) - 1} config errors:"), errors
 
 
 @given(text=config_texts, option=st.sampled_from(["--llm-config", "--llm-compare"]))

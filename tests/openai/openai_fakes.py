@@ -32,7 +32,8 @@ SECRET = "sk-test-SECRET-do-not-leak-4242"
 class FakeState:
     """What the fake server does next, and what it received."""
 
-    # ok | no_usage | multi | http500 | http429 | malformed | slow | no_done | echo_auth
+    # ok | no_usage | multi | burst | http500 | http429 | malformed | slow | no_done | echo_auth
+    # (burst: every token event in one write, as a server that outruns its client delivers them)
     mode: str = "ok"
     script: list[str] = field(default_factory=list)  # modes of the next requests, then ``mode``
     tokens: list[str] = field(default_factory=lambda: ["Hel", "lo", " wor", "ld"])
@@ -42,6 +43,10 @@ class FakeState:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     unstreamed: list[dict[str, Any]] = field(default_factory=list)  # non-streamed requests
+    # What the server says of itself: GET path -> JSON (a path left out answers 404), and the
+    # owned_by of its model in /v1/models (None: left out, as a minimal server does).
+    identity: dict[str, Any] = field(default_factory=lambda: {"/version": {"version": "fake-1.0"}})
+    owned_by: str | None = None
 
 
 def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
@@ -54,10 +59,15 @@ def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
 
 def make_app(state: FakeState) -> web.Application:
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": MODEL_ID}]})
+        model: dict[str, Any] = {"id": MODEL_ID}
+        if state.owned_by is not None:
+            model["owned_by"] = state.owned_by
+        return web.json_response({"object": "list", "data": [model]})
 
-    async def version(request: web.Request) -> web.Response:
-        return web.json_response({"version": "fake-1.0"})
+    async def identity(request: web.Request) -> web.Response:
+        if request.path not in state.identity:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response(state.identity[request.path])
 
     async def complete(request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
@@ -91,6 +101,12 @@ def make_app(state: FakeState) -> web.Application:
             tokens = ["".join(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
         # "length" only when max_tokens tokens went out, as a real server says it; else "stop".
         ended = "length" if len(state.tokens) == body.get("max_tokens") else "stop"
+        if mode == "burst":  # one write, hence one read: the events cannot be timed apart
+            await asyncio.sleep(state.delay_s)
+            last = len(tokens) - 1
+            events = [_chunk(t, chat, ended if i == last else None) for i, t in enumerate(tokens)]
+            await resp.write(b"".join(events))
+            tokens = []
         for i, text in enumerate(tokens):
             await asyncio.sleep(state.delay_s)
             last = i == len(tokens) - 1
@@ -109,7 +125,8 @@ def make_app(state: FakeState) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/v1/models", models)
-    app.router.add_get("/version", version)
+    for path in ("/version", "/props", "/openapi.json"):
+        app.router.add_get(path, identity)
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
     return app

@@ -29,7 +29,9 @@ def test_completions_stream_timestamps_and_usage(tiny_model: Path, fake_server: 
     assert c.error is None
     assert c.output_tokens == 4 and c.output_tokens_source == "usage"
     assert c.text == "Hello world"
-    assert len(c.token_times_s) == 4
+    # One time per read that brings output: four events, four reads unless a busy machine hands
+    # two over at once (then they share one arrival, not a made-up gap of zero).
+    assert 1 <= len(c.token_times_s) <= 4
     assert c.start_s < c.first_token_s == c.token_times_s[0]  # type: ignore[operator]
     assert list(c.token_times_s) == sorted(c.token_times_s)
     assert c.token_times_s[-1] <= c.end_s
@@ -61,14 +63,16 @@ def test_chat_stream_skips_role_event(tiny_model: Path, fake_server: FakeServer)
     backend = started(tiny_model, fake_server, endpoint="chat")
     [c] = backend.generate(requests(1))
     assert c.error is None, c.error
-    assert len(c.token_times_s) == 4  # the opening role-only event is no token
+    # The opening role-only event is no token: the first token comes after the fake's 5 ms pause.
+    assert c.first_token_s is not None and c.first_token_s - c.start_s >= 0.005
+    assert 1 <= len(c.token_times_s) <= 4
     assert c.text == "Hello world"
     body = fake_server.state.bodies[0]
     assert body["messages"] == [{"role": "user", "content": "hello there"}]
     assert "prompt" not in body
 
 
-def test_several_tokens_per_event_itl_is_per_event(
+def test_several_tokens_per_event_itl_is_per_arrival(
     tiny_model: Path, fake_server: FakeServer
 ) -> None:
     fake_server.state.mode = "multi"
@@ -76,8 +80,25 @@ def test_several_tokens_per_event_itl_is_per_event(
     [c] = backend.generate(requests(1))
     assert c.error is None
     assert c.output_tokens == 4  # usage counts tokens ...
-    assert len(c.token_times_s) == 2  # ... events are what we can time
-    assert len(c.inter_token_s) == 1
+    assert 1 <= len(c.token_times_s) <= 2  # ... arrivals (two events) are what we can time
+    assert len(c.inter_token_s) == len(c.token_times_s) - 1
+
+
+def test_events_read_together_get_no_gap_of_zero(tiny_model: Path, fake_server: FakeServer) -> None:
+    """A stream that reaches the client in one read (llama-cpp-python's server on a tiny model)
+    has no inter-token gap to time: no ITL sample, and the engine details say why."""
+    fake_server.state.mode = "burst"
+    backend = started(tiny_model, fake_server)
+    out = backend.generate(requests(2))
+    assert [c.error for c in out] == [None, None]
+    assert [c.output_tokens for c in out] == [4, 4] and out[0].text == "Hello world"
+    assert [len(c.token_times_s) for c in out] == [1, 1]
+    assert [c.inter_token_s for c in out] == [[], []]
+    assert "one network read" in backend.info().details["itl_unavailable"]
+    fake_server.state.mode = "ok"  # streamed apart again: the reason goes with the last call
+    fake_server.state.delay_s = 0.05
+    backend.generate(requests(1))
+    assert "itl_unavailable" not in backend.info().details
 
 
 def test_without_usage_tokens_are_counted_with_the_tokenizer(
@@ -106,7 +127,7 @@ def test_without_usage_a_length_finish_counts_max_tokens(
     fake_server.state.mode = "no_usage_multi"  # ... sent as two events, no usage block
     backend = started(tiny_model, fake_server)
     [c] = backend.generate(requests(1, max_tokens=4))
-    assert c.error is None and c.output_tokens == 4 and len(c.token_times_s) == 2
+    assert c.error is None and c.output_tokens == 4 and 1 <= len(c.token_times_s) <= 2
     assert c.output_tokens_source == "finish_reason=length"
     assert backend.info().details["output_tokens_counted_by"] == "finish_reason=length"
 

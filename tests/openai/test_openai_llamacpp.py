@@ -51,6 +51,14 @@ def test_the_managed_server_serves_forced_lengths(
     assert all(c.first_token_s is not None and c.first_token_s <= c.end_s for c in out)
     details = server_backend.info().details
     assert details["output_tokens_counted_by"] == "finish_reason=length"
+    # Recognised from its FastAPI schema (it has no /version): never "server unknown".
+    assert server_backend.info().version == f"llama-cpp-python {llama_cpp_version()}"
+
+
+def llama_cpp_version() -> str:
+    import llama_cpp
+
+    return str(llama_cpp.__version__)
 
 
 def test_served_and_in_process_llama_cpp_write_the_same_text(

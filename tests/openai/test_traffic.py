@@ -172,3 +172,10 @@ def test_driver_turns_exceptions_into_failed_completions() -> None:
 def test_driver_refuses_a_schedule_shorter_than_the_requests() -> None:
     with pytest.raises(ValueError, match="2 arrival offsets for 3 requests"):
         asyncio.run(run_schedule(Schedule(arrival_offsets_s=(0.0, 0.1)), reqs(3), Recorder()))
+
+
+def test_driver_refuses_a_schedule_longer_than_the_requests() -> None:
+    send = Recorder()
+    with pytest.raises(ValueError, match="3 arrival offsets for 2 requests"):
+        asyncio.run(run_schedule(Schedule(arrival_offsets_s=(0.0, 0.1, 0.2)), reqs(2), send))
+    assert send.peak == 0  # nothing was sent

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 from pytest_llmbench.gate import compare, parse_fail_on
 from pytest_llmbench.report.html import render
-from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour, shown_title
+from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour, title_lines
 from pytest_llmbench.results import Report
 from tests.results.factories import make_report, make_result, noisy
 
@@ -53,8 +53,10 @@ def test_every_plot_has_a_title_axes_with_units_and_a_table_beside_it() -> None:
         texts = [t.text or "" for t in svg.iter(f"{SVG}text")]
         title = svg.get("aria-label") or ""
         assert svg.findtext(f"{SVG}title") == title  # the whole title, as a tooltip
-        assert texts[0] == shown_title(title) and texts[0].rstrip(")")[-8:] in title
-        if "no data" not in texts:
+        drawn = title_lines(title)
+        assert texts[: len(drawn)] == drawn and "".join(drawn) == title  # whole, never cut
+        if not svg.findall(f"{SVG}polyline") and not svg.findall(f"{SVG}circle"):
+            continue  # nothing to plot: it says why instead of drawing axes
             axis_labels = [t for t in texts if "(" in t and ")" in t]
             assert len(axis_labels) >= 2, texts  # units in parentheses on both axes
 
@@ -92,3 +94,62 @@ def test_comparison_with_a_baseline_shows_change_band_and_verdict() -> None:
     assert '<tr class="worse">' in page and "<td>regression</td>" in page
     plain = render([dataclasses.replace(report, comparison=None)])
     assert "Comparison with" not in plain
+
+
+def test_perplexity_and_backend_agreement_are_on_the_page_as_in_the_terminal() -> None:
+    quality = {
+        "perplexity": 31.25,
+        "perplexity_tokens": 412,
+        "text": "reference.txt",
+        "dtype": "float32",
+        "unavailable": None,
+    }
+    pytorch = dataclasses.replace(make_result("a", "pytorch"), quality=quality)
+    unavailable = {**quality, "perplexity": None, "unavailable": "no log-probabilities here"}
+    vllm = dataclasses.replace(make_result("a", "vllm"), quality=unavailable)
+    agreement = (
+        {
+            "backends": ["pytorch", "vllm"],
+            "model": "/cache/tiny-model",
+            "probe": "greedy-8x16",
+            "dtypes": {"pytorch": "float32", "vllm": "float32"},
+            "token_agreement": 0.875,
+            "prompts": 8,
+            "first_divergence": {"prompt": 3, "position": 5, "tokens": [17, 42]},
+            "unavailable": None,
+        },
+        {
+            "backends": ["pytorch", "llamacpp"],
+            "model": "/cache/tiny-model",
+            "probe": "greedy-8x16",
+            "dtypes": {"pytorch": "float32", "llamacpp": "f32"},
+            "token_agreement": None,
+            "prompts": 0,
+            "first_divergence": None,
+            "unavailable": "llamacpp: engine failed",
+        },
+    )
+    report = dataclasses.replace(make_report([pytorch, vllm]), agreement=agreement)
+    page = render([report])
+    assert "<li>perplexity 31.25 on reference.txt (412 tokens, float32)</li>" in page
+    assert "<li>perplexity unavailable (no log-probabilities here)</li>" in page
+    assert "Agreement between backends (greedy probe greedy-8x16; pairs, not pooled)" in page
+    assert (
+        "<tr><td>pytorch vs vllm</td><td>float32 / float32</td><td>0.875</td>"
+        "<td>prompt 3, token 5: 17 vs 42</td></tr>" in page
+    )
+    assert "pytorch~llamacpp: unavailable (llamacpp: engine failed)" in page
+    ET.fromstring(page.replace("<!doctype html>", ""))  # still well-formed
+
+
+def test_an_itl_without_samples_says_why_in_its_plot() -> None:
+    result = make_result("s", "openai", (None,))
+    untimed = dataclasses.replace(result.repetitions[0], itl_s=())
+    why = "each request's output arrived in one network read"
+    result = dataclasses.replace(
+        result, repetitions=(untimed,), engine_details={"itl_unavailable": why}
+    )
+    svgs = _svgs(render([make_report([result])]))
+    (itl,) = [s for s in svgs if "ITL CDF" in s.get("aria-label", "")]
+    said = " ".join(t.text or "" for t in itl.iter(f"{SVG}text"))
+    assert f"ITL unavailable: {why}" in said and "no data" not in said

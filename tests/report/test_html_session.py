@@ -12,9 +12,13 @@ def test_llm_html_writes_a_page_with_the_backend_section(echo_pytester: pytest.P
     result.assert_outcomes(passed=1)
     page = (echo_pytester.path / "r.html").read_text()
     assert "echo: energy vs throughput" in page and "TTFT CDF" in page
-    # no meter measures the echo backend: each of its two windows says why it has no power plot
-    assert "power over each energy window" in page
-    assert page.count("<td>unavailable: ") == 2
+    # no meter measures the echo backend: its two windows are listed, the reason said once
+    power = page.split("power over each energy window</h4>")[1]
+    assert power.count("<td>unavailable</td>") == 2
+    assert power.count("unavailable: auto: no meter readable") == 1
+    # the energy-vs-throughput box says why it is empty, and the terminal's quality line is here
+    assert "energy unavailable: auto: no meter readable" in page.split("</svg>")[0]
+    assert "perplexity unavailable (echo does not return log-probabilities" in page
 
 
 def test_ini_llm_html_is_read(echo_pytester: pytest.Pytester) -> None:

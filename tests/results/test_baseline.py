@@ -35,6 +35,18 @@ def test_bad_input_fails_before_any_benchmark(tmp_path: Path) -> None:
         plan(tmp_path, compare=str(broken))
 
 
+def test_a_missing_folder_is_called_a_missing_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageError) as info:
+        plan(tmp_path, compare="history/")
+    assert str(info.value) == "--llm-compare: history/: no such folder"
+    # Without the slash it may be a saved run's name: the error says it is none of the three.
+    with pytest.raises(StorageError, match="^--llm-compare: no file or folder 'history', and no "):
+        plan(tmp_path, compare="history")
+
+
 def _runs(folder: Path, n: int) -> Path:
     folder.mkdir()
     for i in range(n):

@@ -240,6 +240,9 @@ def test_energy_unavailable_in_this_run_fails_a_gated_energy_rule_with_exit_12()
     assert throughput.verdict is not Verdict.REGRESSION
     assert result.failed and result.exit_code == EXIT_UNMEASURED == 12
     assert "could not be measured" in result.summary_line()
+    # The exit-12 line names its way out, for pytest and for llmbench compare.
+    assert "--llm-allow-unmeasured" in result.summary_line()
+    assert "llmbench compare: --allow-unmeasured" in result.summary_line()
     # The reason is said once, in a note, not in every row.
     assert [n for n in result.notes if "NVML not found" in n] == [
         "energy unavailable in the current run: NVML not found"

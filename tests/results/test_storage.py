@@ -54,7 +54,9 @@ def test_resolve_errors_say_what_exists(storage: Storage, tmp_path: Path) -> Non
     with pytest.raises(StorageError, match="no saved runs in .*Linux-x86_64-cpu .*--llm-save"):
         storage.resolve(None)
     storage.save(make_report([]).to_json(), "base")
-    with pytest.raises(StorageError, match="no saved run 'nope' .*latest: 0001_base"):
+    with pytest.raises(
+        StorageError, match="no file or folder 'nope', and no saved run 'nope' .*latest: 0001_base"
+    ):
         storage.resolve("nope")
     with pytest.raises(StorageError, match="no saved run '7'"):
         storage.resolve("7")

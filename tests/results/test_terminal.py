@@ -57,3 +57,26 @@ def test_throttled_repetitions_and_unsettled_warmup_are_flagged() -> None:
     )
     calm = render_summary([make_result("test_a", "pytorch")])
     assert not any(line.startswith(("throttled:", "warm-up:")) for line in calm)
+
+
+def test_an_itl_that_could_not_be_timed_is_a_dash_with_the_reason() -> None:
+    """Tokens that arrive together give no gap to time: '-' and the backend's reason, never
+    0.00 (the openai backend on a server that sends its stream in one read)."""
+    base = make_result("test_s", "openai", energy_per_token=(None,))
+    untimed = dataclasses.replace(base.repetitions[0], itl_s=())
+    why = "each request's output arrived in one network read: ..."
+    result = dataclasses.replace(
+        base, repetitions=(untimed,), engine_details={"itl_unavailable": why}
+    )
+    lines = render_summary([result])
+    assert _row(lines, "test_s[openai]")[6] == "-"
+    assert f"ITL: unavailable for test_s[openai] ({why})" in lines
+    # Without the backend's reason, a generic one; with one token per request, nothing to say.
+    bare = dataclasses.replace(result, engine_details={})
+    assert any(
+        line.startswith("ITL: unavailable for test_s[openai] (no two output tokens")
+        for line in render_summary([bare])
+    )
+    one_token = dataclasses.replace(untimed, output_tokens=untimed.requests)
+    single = dataclasses.replace(bare, repetitions=(one_token,))
+    assert not any(line.startswith("ITL:") for line in render_summary([single]))

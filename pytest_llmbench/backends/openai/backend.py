@@ -3,9 +3,13 @@
 Timing, per request, all ``time.perf_counter`` on this host (the method of ``vllm bench serve``):
 
 - ``start_s``: just before the request is sent (after a connection slot is free);
-- ``token_times_s``: the arrival time of each SSE data event that carries output. One event may
-  carry several tokens (servers may coalesce), so ITL = differences of consecutive event times is
-  an inter-*event* latency; ``len(token_times_s)`` can be smaller than ``output_tokens``. TPOT,
+- ``token_times_s``: the time of each network read that brings output. One read may hold several
+  SSE events and one event several tokens (servers coalesce under load; a server whose engine
+  outruns its client, such as llama-cpp-python's on a small model, can deliver a whole stream in
+  one read). Events read together were not seen apart, so they share no made-up zero gap: ITL =
+  differences of consecutive read times, an inter-*arrival* latency, and ``len(token_times_s)``
+  can be smaller than ``output_tokens``. Where every request's output came in one read there is
+  no ITL at all, and ``info().details["itl_unavailable"]`` says why. TPOT,
   ``(e2e - ttft) / (output_tokens - 1)``, does not depend on how tokens were grouped;
 - ``first_token_s``: the first such event; ``end_s``: when the stream ended (``[DONE]``).
 
@@ -79,6 +83,7 @@ class OpenAIBackend(Backend):
         self._version = "unknown"
         self._tokenizer: Any = None
         self._counted_by: collections.Counter[str] = collections.Counter()
+        self._all_in_one_read = False  # the last call's streams each came in one network read
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._base_url!r}, model={self._model!r})"
@@ -131,10 +136,9 @@ class OpenAIBackend(Backend):
                 raise EngineError(
                     f"{self._base_url}/v1/models lists no model; set the model name explicitly"
                 ) from None
-        try:
-            self._version = str(self._get_json("/version").get("version", "unknown"))
-        except EngineError:
-            self._version = "unknown"  # not every server has /version
+        from pytest_llmbench.backends.openai.identity import server_label
+
+        self._version = server_label(self._get_optional, models)
 
     def close(self) -> None:
         if self._server is not None:
@@ -146,9 +150,16 @@ class OpenAIBackend(Backend):
             "server_url": str(self._base_url),
             "server": "external" if self.options.server_url else self.options.server,
             "endpoint": self.options.endpoint,
-            "inter_token_latency": "between SSE data events carrying output (may hold >1 token)",
+            "inter_token_latency": "between network reads that bring output (one read may hold "
+            "several SSE events, one event several tokens)",
             "output_tokens_counted_by": self._counted_by_summary(),
         }
+        if self._all_in_one_read:
+            details["itl_unavailable"] = (
+                "each request's output arrived in one network read: the server sent its whole "
+                "stream before the client could read twice, so no gap between tokens could be "
+                "timed; TPOT = (e2e - TTFT) / (output tokens - 1) still holds"
+            )
         managed = self.options.server_url is None
         tp = self.spec.config.sharding.num_devices if managed else 0
         return EngineInfo(
@@ -190,7 +201,10 @@ class OpenAIBackend(Backend):
             # A dead managed server fails the test (requests alone would only count as errors).
             raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
         self._counted_by.clear()  # info() describes the last call, i.e. the result being recorded
-        return [self._count_tokens(c) for c in completions]
+        counted = [self._count_tokens(c) for c in completions]
+        streamed = [c for c in counted if c.error is None and c.output_tokens > 1]
+        self._all_in_one_read = bool(streamed) and all(len(c.token_times_s) == 1 for c in streamed)
+        return counted
 
     async def _serve(
         self, requests: Sequence[GenerationRequest], schedule: Schedule
@@ -274,13 +288,14 @@ class OpenAIBackend(Backend):
                     parser = SSEParser()
                     async for chunk in resp.content.iter_any():
                         now = time.perf_counter()
+                        output = False
                         for event in parser.feed(chunk):
                             delta = parse_data(event.data, chat)
                             if delta.done:
                                 done = True
                                 continue
                             if delta.is_token:
-                                times.append(now)
+                                output = True
                                 texts.append(delta.text)
                             finished = finished or delta.finish_reason is not None
                             if delta.completion_tokens is not None:
@@ -288,6 +303,8 @@ class OpenAIBackend(Backend):
                             if delta.prompt_tokens is not None:
                                 prompt_tokens = delta.prompt_tokens
                             finish_reason = delta.finish_reason or finish_reason
+                        if output:  # events read together were not seen apart: one time
+                            times.append(now)
                     for event in parser.close():
                         done = done or parse_data(event.data, chat).done
         except asyncio.TimeoutError:
@@ -408,6 +425,14 @@ class OpenAIBackend(Backend):
         return from_prometheus_text(text, method or "unknown")
 
     # -- small synchronous helpers ---------------------------------------------------------------
+
+    def _get_optional(self, path: str) -> dict[str, Any] | None:
+        """:meth:`_get_json`, or None where the server does not answer it (not every server
+        has every endpoint)."""
+        try:
+            return self._get_json(path)
+        except EngineError:
+            return None
 
     def _get_json(self, path: str) -> dict[str, Any]:
         url = f"{self._base_url}{path}"
