@@ -37,7 +37,7 @@ def test_two_steps_give_three_segments() -> None:
     ]
     assert sum(f == [6, 12] for f in found) >= 6
     assert all(set(f) <= {6, 12} for f in found)
-    assert segment_starts(change_points(_series([(100.0, 6), (110.0, 6), (95.0, 6)], 1.0, 1))) == (
+    assert segment_starts(change_points(_series([(100.0, 6), (110.0, 6), (95.0, 6)], 1.0, 3))) == (
         0,
         6,
         12,
