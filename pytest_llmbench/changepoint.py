@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 MIN_SEGMENT_RUNS = 3
 """Fewest runs on each side of a step: a shorter newest segment cannot be told from noise."""
-SPLIT_SIGNIFICANCE = 0.01
-"""A split is kept when its Bonferroni-adjusted t-test p-value is at most this."""
+SPLIT_SIGNIFICANCE = 0.001
+"""A split is kept when its Bonferroni-adjusted t-test p-value is at most this (Otava's default
+maximum p-value): a chance split of steady runs biases the newest segment's mean, so splits must
+be rare where there is no step."""
 
 
 @dataclass(frozen=True)
