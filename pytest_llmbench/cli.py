@@ -206,6 +206,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
     from pytest_llmbench.calibrate import (
         DEFAULT_METRICS,
+        check_runs,
         noise_profile,
         render_profile,
         run_calibration,
@@ -221,6 +222,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
     rate = _false_alarm_rate(args.false_alarm_rate)
     pytest_args = list(args.pytest_args)
     folder = Path(args.dir)
+    check_runs(folder, args.runs)
     failed = 0
     for path, status in run_calibration(pytest_args, folder, args.runs):
         failed += status != 0
@@ -229,14 +231,18 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
     rows = noise_profile(history, metrics, rate, args.gated)
     print(f"{folder}: {history.runs} runs", file=out)
     print(render_profile(rows), file=out)
-    rules = suggested_rules(rows)
+    suggestions = suggested_rules(rows)
+    rules = [s.rule for s in suggestions if s.rule is not None]
     if rules:
         text = ",".join(str(r) for r in rules)
         print(
             f"smallest rules the gate can enforce here at a {rate:g} false-alarm rate: {text}",
             file=out,
         )
-    else:
+    for s in suggestions:
+        if s.rule is None:
+            print(f"{s.metric}: {s.why}", file=out)
+    if not suggestions:
         from pytest_llmbench.noise import MIN_HISTORY_RUNS
 
         print(
@@ -251,6 +257,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
             "false_alarm_rate": rate,
             "rows": [r.to_dict() for r in rows],
             "suggested_fail_on": [str(r) for r in rules],
+            "not_enforceable": {s.metric: s.why for s in suggestions if s.rule is None},
         }
         from pytest_llmbench.results import _json_safe
 
@@ -378,7 +385,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args, extras = parser.parse_known_args(argv)
+        if extras and args.command == "calibrate":
+            print(
+                f"llmbench calibrate: error: unrecognized arguments: {' '.join(extras)}; "
+                "pytest's arguments go after '--': llmbench calibrate DIR --runs K -- "
+                "PYTEST_ARGS",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         args.pytest_args = passthrough
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE

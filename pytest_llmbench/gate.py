@@ -26,11 +26,13 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS, ChangePoint, change_points
 from pytest_llmbench.environment import gpu_names
 from pytest_llmbench.errors import ConfigError, MixedBackendsError
 from pytest_llmbench.history import History
@@ -128,6 +130,29 @@ def parse_fail_on(text: str | Iterable[str], option: str = OPTION) -> tuple[Rule
 
 # -- rows and the comparison -----------------------------------------------------------------------
 @dataclass(frozen=True)
+class HistoryStep:
+    """A step in a metric's history: the runs from ``run`` on differ from the runs before.
+
+    ``change`` is relative (0.08 = +8%); ``better`` says whether the step went the metric's
+    better way (an improvement starts a new baseline; a step the other way is unexplained)."""
+
+    run: str  # the first run after the step (report file name, else its start time)
+    index: int  # its position in the history, 0 = oldest
+    change: float
+    better: bool
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "index": self.index,
+            "change": self.change,
+            "better": self.better,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of the comparison: a metric of a matched result, or a result without partner."""
 
@@ -146,6 +171,8 @@ class Row:
     interval: Interval | None = None  # within-run interval, shown when the history is short
     noise: NoiseModel | None = None
     alpha: float | None = None  # one-sided level of this row's band
+    steps: tuple[HistoryStep, ...] = ()  # steps found in the history's run means, oldest first
+    gate_workload: bool = False  # the current run already used the gpu-gate preset's settings
 
     @property
     def gated(self) -> bool:
@@ -183,6 +210,7 @@ class Row:
             "alpha": self.alpha,
             "interval": self.interval.to_dict() if self.interval else None,
             "noise": self.noise.to_dict() if self.noise else None,
+            "steps": [step.to_dict() for step in self.steps],
             "rule": str(self.rule) if self.rule else None,
             "detail": self.detail,
         }
@@ -248,10 +276,10 @@ class Comparison:
         """One line per failing row, short enough to read in a CI log."""
         out = []
         for r in self.regressions:
-            band = _change(r.band, r.relative, signed=False)
             out.append(
                 f"  regression: {_short_test(r.test_id)} {r.metric} "
-                f"{_change(r.change, r.relative)} (noise band ±{band}, rule {_rule_text(r)})"
+                f"{_change(r.change, r.relative)} (noise band {_band_text(r)}, rule "
+                f"{_rule_text(r)})"
             )
         for r in self.unmeasured:
             why = f" ({r.detail})" if r.detail and r.detail != "current run" else ""
@@ -294,7 +322,7 @@ class Comparison:
         out += [f"note: {n}" for n in self.notes]
         if self.rows:
             out.append(self.table())
-        out += [f"note: {n}" for n in _detectability_notes(self.rows)]
+        out += [f"note: {n}" for n in _row_notes(self.rows)]
         out.append(self.summary_line())
         out += self.failure_lines()
         return out
@@ -308,7 +336,7 @@ class Comparison:
             "failed": self.failed,
             "exit_code": self.exit_code,
             "mixed_backends": self.mixed_backends,
-            "notes": list(self.notes) + _detectability_notes(self.rows),
+            "notes": list(self.notes) + _row_notes(self.rows),
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -338,17 +366,40 @@ def _verdict_text(row: Row) -> str:
 def _history_cell(row: Row) -> str:
     if row.baseline is None:
         return "-"
+    if row.noise is not None and row.noise.segments > 1:  # the mean of the newest segment
+        return f"{_num(row.baseline)} ({row.noise.segment_runs} of {row.runs} since a step)"
     return f"{_num(row.baseline)} ({row.runs})" if row.runs != 1 else _num(row.baseline)
 
 
 def _band_cell(row: Row) -> str:
     if row.verdict is Verdict.SHORT_HISTORY and row.interval is not None:
         return f"within run {_interval(row.interval, row.relative)}"
+    return _band_text(row)
+
+
+def _band_text(row: Row) -> str:
+    """The noise band as the table, the notes and the failure lines all show it. A relative
+    band of 100% or more on a metric whose regression is a decrease reaches past -100%: no
+    value can leave it, and it is said so rather than shown as a number."""
     if row.band is None:
         return "-"
     if not math.isfinite(row.band):
         return "unbounded"
+    if _reaches_past_zero(row):
+        return "beyond -100%"
     return f"±{_change(row.band, row.relative, signed=False)}"
+
+
+def _worse_sign(row: Row) -> int:
+    if row.rule is not None:
+        return row.rule.sign
+    return METRICS[row.metric].worse_sign if row.metric in METRICS else 1
+
+
+def _reaches_past_zero(row: Row) -> bool:
+    """A relative band on a decrease that no decrease can exceed (a value cannot fall >100%)."""
+    band = row.band
+    return bool(row.relative and band is not None and band >= 1.0 and _worse_sign(row) < 0)
 
 
 def _short_test(test_id: str) -> str:
@@ -377,38 +428,80 @@ def _interval(interval: Interval | None, relative: bool) -> str:
     return f"[{interval.low:+.4g}, {interval.high:+.4g}]"
 
 
+RECOMMENDED_HISTORY_RUNS = 10
+"""History length docs/ci.md recommends; fewer runs widen the band through the t quantile."""
+
+
+def _row_notes(rows: Sequence[Row]) -> list[str]:
+    return _detectability_notes(rows) + _step_notes(rows)
+
+
 def _detectability_notes(rows: Sequence[Row]) -> list[str]:
-    """One note per gated rule whose threshold lies inside the noise, with what would fix it."""
+    """One note per gated rule whose threshold lies inside the noise, with what would fix it.
+    The figure is the widest row's band, exactly as the table shows it."""
     by_rule: dict[str, list[Row]] = {}
     for row in rows:
         if row.undetectable and row.verdict is not Verdict.SHORT_HISTORY:
             by_rule.setdefault(str(row.rule), []).append(row)
     notes = []
     for rule, group in by_rule.items():
-        worst = max(group, key=lambda r: r.band or 0.0)
+        group = sorted(group, key=lambda r: -(r.band or 0.0))
+        worst = group[0]
         tests = ", ".join(_short_test(r.test_id) for r in group[:3])
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
         noise = worst.noise
         spread = ""
         if noise is not None and noise.history_mean:
             spread = f": runs vary {noise.run_sd / abs(noise.history_mean) * 100:.1f}%"
+        where = f" (widest in {_short_test(worst.test_id)})" if len(group) > 1 else ""
+        if _reaches_past_zero(worst):
+            flags = f"its noise band{where} reaches beyond -100%, so it cannot flag any decrease"
+        else:
+            flags = f"it flags only changes beyond {_band_text(worst).lstrip('±')}{where}"
         notes.append(
-            f"{rule} cannot be detected in {tests}{more}{spread}; it flags only changes beyond "
-            f"{_change(worst.detectable, worst.relative, signed=False)}. To narrow the band: "
+            f"{rule} cannot be detected in {tests}{more}{spread}; {flags}. To narrow the band: "
             f"{_remedy(worst)}"
         )
     return notes
 
 
+def _step_notes(rows: Sequence[Row]) -> list[str]:
+    """One note per step found in a history: where, how large, and what was judged against."""
+    notes = []
+    for row in rows:
+        for step in row.steps:
+            kind = (
+                "an improvement: a new baseline starts there"
+                if step.better
+                else "unexplained (not an improvement): look at what changed before that run"
+            )
+            since = row.noise.segment_runs if row.noise else 0
+            notes.append(
+                f"history step in {_short_test(row.test_id)} {row.metric}: "
+                f"{step.change * 100:+.1f}% from {step.run} on (p={step.p_value:.3f}), {kind}; "
+                f"judged against the {since} run(s) since the last step"
+            )
+    return notes
+
+
 def _remedy(row: Row) -> str:
+    """What would narrow this row's band, leaving out what the run already does."""
     noise = row.noise
-    history = "more history runs" + (f" (have {row.runs})" if row.runs < 10 else "")
+    more_runs = row.runs < RECOMMENDED_HISTORY_RUNS
+    history = f"more history runs (have {row.runs}, {RECOMMENDED_HISTORY_RUNS} recommended)"
     if noise is not None and noise.between_share() < 0.5:
-        return (
-            f"more repetitions (--llm-repeat, now {noise.current_repetitions}) or longer windows, "
-            f"then {history}"
+        within = (
+            f"more repetitions (--llm-repeat, now {noise.current_repetitions}) or longer energy "
+            "windows (--llm-min-energy-window)"
         )
-    return f"{history}, or a GPU-bound workload (--llm-preset gpu-gate) with less run-to-run drift"
+        return f"{within}, then {history}" if more_runs else within
+    steadier = (
+        "a workload that keeps the GPU busier than this one (a larger batch or model: docs/ci.md, "
+        "'Choosing the gate workload')"
+        if row.gate_workload
+        else "a GPU-bound workload (--llm-preset gpu-gate with the llama-8b shape, docs/ci.md)"
+    )
+    return f"{history}, or {steadier}" if more_runs else steadier
 
 
 # -- matching --------------------------------------------------------------------------------------
@@ -520,6 +613,7 @@ class _Pending:
     detail: str
     forced: Verdict | None
     min_history: int
+    labels: list[str] = field(default_factory=list)  # one per history run: where it came from
 
     @property
     def judged(self) -> bool:
@@ -527,7 +621,7 @@ class _Pending:
 
 
 def _metric_rows(
-    runs: Sequence[Sequence[BenchmarkResult]],
+    runs: Sequence[tuple[str, Sequence[BenchmarkResult]]],
     cur: BenchmarkResult,
     rules: Sequence[tuple[Rule, bool]],
     *,
@@ -537,7 +631,7 @@ def _metric_rows(
     min_history: int,
 ) -> list[Row | _Pending]:
     out: list[Row | _Pending] = []
-    base = [b for run in runs for b in run]
+    base = [b for _, run in runs for b in run]
     for rule, gated in rules:
         spec = rule.spec
         if spec.scope == "pair":  # judged on the agreement section: _pair_rows
@@ -548,6 +642,7 @@ def _metric_rows(
             "metric": rule.metric,
             "relative": rule.relative,
             "rule": rule if gated else None,
+            "gate_workload": uses_gate_preset(cur.config),
         }
         if spec.energy:
             reason = cur.energy_unavailable_reason
@@ -568,11 +663,12 @@ def _metric_rows(
                     verdict = Verdict.UNMEASURED if gated else Verdict.ENERGY_UNAVAILABLE
                 out.append(Row(**common, verdict=verdict, detail=side))
                 continue
-        history = [
-            values
-            for run in runs
+        labelled = [
+            (label, values)
+            for label, run in runs
             if (values := [v for b in run for v in (b.metric_values(rule.metric) or [])])
         ]
+        history = [values for _, values in labelled]
         current = cur.metric_values(rule.metric) or []
         if not history or not current:
             side = "history" if not history else "current run"
@@ -587,7 +683,10 @@ def _metric_rows(
             out.append(Row(**common, verdict=verdict, detail=f"{side}: no {rule.metric} values"))
             continue
         need = 1 if spec.deterministic else min_history
-        out.append(_Pending(common, rule, gated, history, current, extra_detail, forced, need))
+        labels = [label for label, _ in labelled]
+        out.append(
+            _Pending(common, rule, gated, history, current, extra_detail, forced, need, labels)
+        )
     return out
 
 
@@ -661,9 +760,30 @@ def _pair_rows(
     return out
 
 
+def history_steps(
+    history: Sequence[Sequence[float]], labels: Sequence[str], worse_sign: int
+) -> tuple[HistoryStep, ...]:
+    """Steps in the run means of ``history`` (E-divisive, :mod:`pytest_llmbench.changepoint`);
+    none when the history is shorter than two minimal segments."""
+    means = [sum(run) / len(run) for run in history]
+    if len(means) < 2 * MIN_SEGMENT_RUNS:
+        return ()
+    return tuple(_step(point, labels, worse_sign) for point in change_points(means))
+
+
+def _step(point: ChangePoint, labels: Sequence[str], worse_sign: int) -> HistoryStep:
+    change = point.relative_change
+    label = labels[point.index] if point.index < len(labels) else f"run {point.index + 1}"
+    return HistoryStep(label, point.index, change, change * worse_sign < 0, point.p_value)
+
+
 def _finish(pending: _Pending, alpha: float, confidence: float, method: str) -> Row:
-    noise = noise_model(pending.history, pending.current)
     rule = pending.rule
+    steps: tuple[HistoryStep, ...] = ()
+    if pending.judged and not rule.spec.deterministic:
+        steps = history_steps(pending.history, pending.labels, rule.spec.worse_sign)
+    starts = (0, *(step.index for step in steps))
+    noise = noise_model(pending.history, pending.current, starts)
     runs = len(pending.history)
     if not pending.judged:
         pooled = [v for run in pending.history for v in run]
@@ -694,6 +814,7 @@ def _finish(pending: _Pending, alpha: float, confidence: float, method: str) -> 
         noise=noise,
         alpha=alpha,
         detail=pending.detail,
+        steps=steps,
     )
 
 
@@ -784,6 +905,7 @@ def compare(
     mixed_pairs: set[str] = set()
     energy_notes: dict[str, str] = {}
     mismatch_notes: set[str] = set()
+    labels = _run_labels(baseline, history)
     for cur in current.results:
         runs = [e.get(match_key(cur), []) for e in exact]
         detail = ""
@@ -822,7 +944,7 @@ def compare(
             detail = "; ".join(x for x in (detail, "config differs from the baseline's") if x)
             mismatch_notes.add(f"{_short_test(cur.test_id)}: the config differs from the history's")
         items += _metric_rows(
-            [run for run in runs if run],
+            [(label, run) for label, run in zip(labels, runs, strict=True) if run],
             cur,
             rule_set,
             extra_detail=detail,
@@ -846,6 +968,19 @@ def compare(
             if match_key(b) not in matched_keys:
                 rows.append(Row(b.test_id, b.backend, None, Verdict.MISSING_IN_CURRENT))
     notes += list(energy_notes) + sorted(mismatch_notes)
+    unsegmented = [
+        r.runs
+        for r in rows
+        if r.band is not None
+        and r.metric in METRICS
+        and not METRICS[r.metric].deterministic
+        and r.runs < 2 * MIN_SEGMENT_RUNS
+    ]
+    if unsegmented:
+        notes.append(
+            f"steps in a history are looked for from {2 * MIN_SEGMENT_RUNS} runs on (have "
+            f"{min(unsegmented)}): until then all runs are judged as one series"
+        )
     if any(r.verdict is Verdict.SHORT_HISTORY for r in rows):
         notes.append(
             f"short history: fewer than {min_history} runs have these results, so the spread "
@@ -865,6 +1000,41 @@ def compare(
         false_alarm_rate=false_alarm_rate,
         allow_unmeasured=allow_unmeasured,
     )
+
+
+@cache
+def _gate_preset() -> dict[str, Any]:
+    from pytest_llmbench.config.load import load_preset
+
+    try:
+        return load_preset(GATE_PRESET)
+    except Exception:  # a broken install: the remedy then simply names the preset
+        return {}
+
+
+GATE_PRESET = "gpu-gate"
+
+
+def uses_gate_preset(config: dict[str, Any]) -> bool:
+    """Whether ``config`` (a result's resolved config) holds every setting of the gpu-gate
+    preset, so that a remedy does not recommend it to a run that already uses it."""
+    preset = _gate_preset()
+    return bool(preset) and _holds(config, preset)
+
+
+def _holds(config: Any, wanted: Any) -> bool:
+    if isinstance(wanted, dict):
+        return isinstance(config, dict) and all(_holds(config.get(k), v) for k, v in wanted.items())
+    return bool(config == wanted)
+
+
+def _run_labels(
+    baseline: Report | History | Sequence[Report], history: Sequence[Report]
+) -> list[str]:
+    """What names each history run in notes: its file name, else its start time."""
+    if isinstance(baseline, History) and len(baseline.sources) == len(history):
+        return [Path(source).name for source in baseline.sources]
+    return [report.started_at or f"run {i + 1}" for i, report in enumerate(history)]
 
 
 def _has_gpu_info(machine: dict[str, Any]) -> bool:

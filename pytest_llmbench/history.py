@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_llmbench.environment import gpu_names
 from pytest_llmbench.errors import ReportError, StorageError
 from pytest_llmbench.results import READABLE_SCHEMA_VERSIONS, Report, read_report_data
 
@@ -111,6 +112,19 @@ def _check_one_series(loaded: Sequence[tuple[Report, str]]) -> None:
         )
         raise ReportError(
             _common_parent(loaded), f"the history mixes backends ({parts}); keep one per folder"
+        )
+    # A runner pool of several GPU models is several series: one band over them hides a change
+    # on each (the comparison would only show numbers against a current run of another GPU).
+    by_gpus: dict[str, list[str]] = {}
+    for report, source in loaded:
+        gpus = report.machine.get("gpus")
+        if report.machine.get("mixed") or not (isinstance(gpus, dict) and gpus.get("available")):
+            continue
+        by_gpus.setdefault(", ".join(gpu_names(report.machine)), []).append(source)
+    if len(by_gpus) > 1:
+        parts = "; ".join(f"{g}: {', '.join(_names(s))}" for g, s in sorted(by_gpus.items()))
+        raise ReportError(
+            _common_parent(loaded), f"the history mixes GPUs ({parts}); keep one per folder"
         )
     # The newest run sets the reference config of each benchmark: older runs that differ are
     # named, since a history spanning a config change measures two things.

@@ -19,6 +19,11 @@ than its history widens its own band; ``var(run means)`` the sample variance of 
 means, and ``between = max(0, var(run means) - within * mean(1 / r_j))``. The quantile is
 Student's t with N - 1 degrees of freedom: exact for normal noise when the current run has the
 history's repetition count, conservative otherwise.
+
+A history that steps (:mod:`pytest_llmbench.changepoint`) is cut into segments at its steps: the
+history mean is then the newest segment's, N its run count, ``var(run means)`` is pooled around
+each segment's own mean (so a step does not count as noise), and the quantile has N_all - S
+degrees of freedom for S segments.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class NoiseModel:
     current_repetitions: int
     se: float
     df: int
+    segment_runs: int = 0  # runs of the newest segment, which the mean comes from (0: all runs)
+    segments: int = 1
 
     @property
     def change(self) -> float:
@@ -74,19 +81,30 @@ class NoiseModel:
         return asdict(self)
 
 
-def noise_model(history: Sequence[Sequence[float]], current: Sequence[float]) -> NoiseModel:
+def noise_model(
+    history: Sequence[Sequence[float]],
+    current: Sequence[float],
+    starts: Sequence[int] = (0,),
+) -> NoiseModel:
     """The noise model of ``current`` (one run's repetition values) against ``history`` (one
-    sequence of repetition values per earlier run). Needs >= 1 history run and a current value;
-    with one history run ``df`` is 0 and every band is infinite."""
-    runs = [list(map(float, run)) for run in history if run]
+    sequence of repetition values per earlier run, none empty), whose segments begin at the run
+    indices ``starts`` (``(0,)``: one segment). Needs >= 1 history run and a current value; with
+    as many segments as runs ``df`` is 0 and every band is infinite."""
+    runs = [list(map(float, run)) for run in history]
     cur = [float(v) for v in current]
-    if not runs or not cur:
-        raise ValueError("noise_model needs at least one history run and one current value")
+    if not runs or not cur or not all(runs):
+        raise ValueError("noise_model needs history runs with values and one current value")
+    bounds = sorted({0, *starts})
+    if bounds[-1] >= len(runs) or bounds[0] < 0:
+        raise ValueError(f"segment starts {list(starts)} do not lie within {len(runs)} runs")
     means = [statistics.fmean(run) for run in runs]
     n = len(means)
-    history_mean = statistics.fmean(means)
+    pieces = [means[a:b] for a, b in zip(bounds, [*bounds[1:], n], strict=True)]
+    newest = pieces[-1]
+    history_mean = statistics.fmean(newest)
     current_mean = statistics.fmean(cur)
-    run_var = statistics.variance(means) if n > 1 else 0.0
+    residual = sum((m - statistics.fmean(piece)) ** 2 for piece in pieces for m in piece)
+    run_var = residual / (n - len(pieces)) if n > len(pieces) else 0.0
 
     squares = sum((v - m) ** 2 for run, m in zip(runs, means, strict=True) for v in run)
     squares += sum((v - current_mean) ** 2 for v in cur)
@@ -96,7 +114,7 @@ def noise_model(history: Sequence[Sequence[float]], current: Sequence[float]) ->
     mean_inverse_reps = statistics.fmean(1.0 / len(run) for run in runs)
     between_var = max(0.0, run_var - within_var * mean_inverse_reps)
     current_var = statistics.variance(cur) if len(cur) > 1 else 0.0
-    se_squared = between_var + max(within_var, current_var) / len(cur) + run_var / n
+    se_squared = between_var + max(within_var, current_var) / len(cur) + run_var / len(newest)
     return NoiseModel(
         runs=n,
         history_mean=history_mean,
@@ -106,7 +124,9 @@ def noise_model(history: Sequence[Sequence[float]], current: Sequence[float]) ->
         between_sd=math.sqrt(between_var),
         current_repetitions=len(cur),
         se=math.sqrt(se_squared),
-        df=n - 1,
+        df=n - len(pieces),
+        segment_runs=len(newest),
+        segments=len(pieces),
     )
 
 

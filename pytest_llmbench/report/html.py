@@ -289,7 +289,13 @@ def _trend_section(reports: Sequence[Report]) -> str:
                 ["benchmark", *(f"run {n}" for n in runs)],
                 [[r.test_id.split("::", 1)[-1], *(_num(v) for v in r.values)] for r in mine],
             )
-            parts.append(f"<figure>{svg}{table}</figure>")
+            steps = [
+                f"{escape(r.test_id.split('::', 1)[-1])}: {change * 100:+.1f}% from run {i + 1} on"
+                for r in mine
+                for i, change in r.steps
+            ]
+            note = f"<p>steps (as the gate finds them): {'; '.join(steps)}</p>" if steps else ""
+            parts.append(f"<figure>{svg}{table}{note}</figure>")
     return "".join(parts)
 
 
@@ -344,6 +350,8 @@ def _comparison_section(comparison: dict[str, object]) -> str:
         shown = f"{change:+.2%}" if relative and isinstance(change, float) else _num(_float(change))
         band = _float(row.get("band"))
         band_text = "-" if band is None else (f"±{band:.2%}" if relative else f"±{band:.4g}")
+        if relative and band is not None and band >= 1.0 and _decrease_is_worse(row):
+            band_text = "beyond -100%"  # as the terminal says: no decrease can leave it
         verdict = str(row.get("verdict", ""))
         cells = [
             str(row.get("test_id", "")).split("::", 1)[-1],
@@ -361,9 +369,11 @@ def _comparison_section(comparison: dict[str, object]) -> str:
     baseline = escape(str(comparison.get("baseline", "baseline")))
     runs = comparison.get("history_runs")
     verdict = "FAILED" if comparison.get("failed") else "passed"
+    notes = comparison.get("notes")
+    listed = "".join(f"<li>{escape(str(n))}</li>" for n in notes) if isinstance(notes, list) else ""
     return (
         f"<h3>Comparison with {baseline} ({runs} runs): {verdict}</h3>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>" + (f"<ul>{listed}</ul>" if listed else "")
     )
 
 
@@ -374,6 +384,17 @@ _VERDICT_CLASS = {
     "improved": ' class="better"',
     "better": ' class="better"',
 }
+
+
+def _decrease_is_worse(row: dict[str, object]) -> bool:
+    """Whether a decrease of this comparison row's metric is its regression."""
+    from pytest_llmbench.metrics import METRICS
+
+    rule = row.get("rule")
+    if isinstance(rule, str) and ":" in rule:
+        return rule.split(":", 1)[1].startswith("-")
+    metric = METRICS.get(str(row.get("metric")))
+    return metric is not None and metric.worse_sign < 0
 
 
 def _float(value: object) -> float | None:

@@ -30,6 +30,7 @@ class TrendRow:
     metric: str
     label: str
     values: tuple[float | None, ...]
+    steps: tuple[tuple[int, float], ...] = ()  # (first run after a step, 0-based; relative change)
 
 
 def trends(reports: Sequence[Report]) -> dict[str, list[TrendRow]]:
@@ -58,6 +59,18 @@ def trends(reports: Sequence[Report]) -> dict[str, list[TrendRow]]:
                 for run in per_run:
                     value = run.get(test_id, {}).get(metric)
                     values.append(None if value is None else value * scale)
-                rows.append(TrendRow(test_id, metric, label, tuple(values)))
+                rows.append(TrendRow(test_id, metric, label, tuple(values), _steps(values)))
         out[backend] = rows
     return out
+
+
+def _steps(values: Sequence[float | None]) -> tuple[tuple[int, float], ...]:
+    """Steps in a trend, found as the gate finds them (:mod:`pytest_llmbench.changepoint`), at
+    the positions of the runs that have a value."""
+    from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS, change_points
+
+    present = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(present) < 2 * MIN_SEGMENT_RUNS:
+        return ()
+    points = change_points([v for _, v in present])
+    return tuple((present[p.index][0], p.relative_change) for p in points)

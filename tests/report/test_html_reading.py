@@ -153,3 +153,37 @@ def test_an_itl_without_samples_says_why_in_its_plot() -> None:
     (itl,) = [s for s in svgs if "ITL CDF" in s.get("aria-label", "")]
     said = " ".join(t.text or "" for t in itl.iter(f"{SVG}text"))
     assert f"ITL unavailable: {why}" in said and "no data" not in said
+
+
+def test_a_step_in_the_runs_is_shown_under_its_trend_and_in_the_comparison_notes() -> None:
+    levels = [1000.0] * 6 + [1080.0] * 5
+    reports = [
+        make_report(
+            [make_result(throughput=noisy(t, 0.002, 3, i))],
+            started_at=f"2025-01-01T00:{i:02d}:00+00:00",
+        )
+        for i, t in enumerate(levels)
+    ]
+    page = render(reports)
+    assert "steps (as the gate finds them): test_a[pytorch]: +8." in page
+    assert "% from run 7 on" in page
+
+    current = make_report([make_result(throughput=noisy(1080.0, 0.002, 3, 99))])
+    comparison = compare(reports, current, parse_fail_on("output_throughput:-3%"))
+    data = json.loads(current.to_json())
+    data["comparison"] = comparison.to_dict()
+    page = render([Report.from_dict(data)])
+    assert "<li>history step in test_bench.py::test_a[pytorch] output_throughput: +8." in page
+
+
+def test_a_band_wider_than_any_decrease_reads_beyond_minus_100_percent() -> None:
+    history = [
+        make_report([make_result(throughput=[t] * 3)], started_at=f"2025-01-01T00:{i:02d}:00+00:00")
+        for i, t in enumerate((10.0, 200.0, 15.0, 300.0, 12.0))
+    ]
+    current = make_report([make_result(throughput=[100.0] * 3)])
+    comparison = compare(history, current, parse_fail_on("output_throughput:-3%"))
+    data = json.loads(current.to_json())
+    data["comparison"] = comparison.to_dict()
+    page = render([Report.from_dict(data)])
+    assert "<td>beyond -100%</td>" in page

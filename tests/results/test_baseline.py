@@ -110,6 +110,7 @@ def test_saved_runs_are_the_history_and_this_run_is_saved_after(tmp_path: Path) 
         ("pattern", "the pattern matches no files"),
         ("backends", "the history mixes backends (pytorch: run0.json; vllm: other.json)"),
         ("config", "ran with another config in run0.json than in the newest run other.json"),
+        ("gpus", "the history mixes GPUs (NVIDIA H100: run0.json; NVIDIA H200: other.json)"),
     ],
 )
 def test_unusable_histories_are_one_line_errors_naming_the_files(
@@ -120,10 +121,16 @@ def test_unusable_histories_are_one_line_errors_naming_the_files(
     value = str(folder)
     if make == "pattern":
         value = str(folder / "nothing-*.json")
-    if make in ("backends", "config"):
+    if make in ("backends", "config", "gpus"):
         write(folder / "run0.json", make_report([make_result()]))
         other = make_result(backend="vllm") if make == "backends" else make_result(config_hash="x")
-        write(folder / "other.json", make_report([other], started_at="2025-02-01T00:00:00+00:00"))
+        machine = None
+        if make == "gpus":
+            other = make_result()
+            device = {"index": 0, "name": "NVIDIA H200", "uuid": "GPU-2"}
+            machine = {**H100, "gpus": {"available": True, "devices": [device]}}
+        later = "2025-02-01T00:00:00+00:00"
+        write(folder / "other.json", make_report([other], machine, started_at=later))
     with pytest.raises((StorageError, ReportError)) as info:
         plan(tmp_path, compare=value)
     assert message in str(info.value) and "\n" not in str(info.value)

@@ -40,8 +40,11 @@ def test_profile_separates_within_and_between_run_noise(tmp_path: Path) -> None:
     assert row.within_cv == pytest.approx(0.01, rel=0.3)
     assert row.between_cv == pytest.approx(0.10, rel=0.4)
     assert row.min_threshold is not None and row.min_threshold > 2 * row.between_cv
-    (rule,) = suggested_rules([row])
-    assert rule.metric == "energy_per_output_token" and rule.threshold >= row.min_threshold
+    (suggestion,) = suggested_rules([row])
+    rule = suggestion.rule
+    assert rule is not None and rule.metric == "energy_per_output_token"
+    assert rule.threshold >= row.min_threshold
+    assert row.detect_95 is not None and row.detect_95 > row.min_threshold
 
 
 def test_calibrate_without_runs_profiles_a_folder(tmp_path: Path) -> None:
@@ -56,15 +59,55 @@ def test_calibrate_without_runs_profiles_a_folder(tmp_path: Path) -> None:
     )
 
 
-def test_calibrate_with_too_few_runs_says_so(tmp_path: Path) -> None:
-    code, out = run("calibrate", str(_history(tmp_path / "h", 3, 0.02, 0.01)), "--runs", "0")
-    assert code == 0 and "too few runs to suggest rules" in out
+def test_calibrate_with_too_few_runs_is_a_usage_error_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _history(tmp_path / "h", 2, 0.02, 0.01)
+    code, out = run("calibrate", str(folder), "--runs", "1", "--", "no-such-test-dir")
+    err = capsys.readouterr().err
+    assert code == 2 and not out  # nothing ran
+    assert "--runs: 1 is too few" in err and "holds 2 run(s)" in err and "--runs 2 or more" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["run00.json", "run01.json"]
+
+
+def test_pytest_arguments_without_the_separator_get_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("calibrate", str(tmp_path / "h"), "--runs", "10", "benchmarks", "-k", "x")
+    err = capsys.readouterr().err
+    assert code == 2 and "unrecognized arguments: benchmarks -k x" in err
+    assert "pytest's arguments go after '--'" in err
+
+
+def test_a_decrease_that_no_rule_can_see_is_not_enforceable_never_a_rule_below_minus_100(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "h"
+    folder.mkdir()
+    rng = random.Random(3)
+    for j in range(8):  # throughput of a 2-core CPU next to other jobs: runs vary ~60%
+        level = rng.choice([30.0, 80.0, 150.0])
+        values = [rng.gauss(level, level * 0.05) for _ in range(3)]
+        report = make_report(
+            [make_result(throughput=values, energy_per_token=[0.5] * 3)],
+            started_at=f"2025-01-01T00:{j:02d}:00+00:00",
+        )
+        write(folder / f"run{j:02d}.json", report)
+    code, out = run("calibrate", str(folder), "--runs", "0", "--json", str(tmp_path / "p.json"))
+    assert code == 0
+    assert "output_throughput: not enforceable with this workload" in out
+    assert "what would make it so" in out and "beyond -100%" in out
+    assert "output_throughput:-" not in out  # no impossible rule such as -195%
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert "output_throughput" in data["not_enforceable"]
+    assert not any(r.startswith("output_throughput") for r in data["suggested_fail_on"])
 
 
 def test_calibrate_refuses_its_own_options_in_the_pytest_args(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = run("calibrate", str(tmp_path / "h"), "--runs", "1", "--", "--llm-json", "x.json")
+    code, _ = run("calibrate", str(tmp_path / "h"), "--runs", "4", "--", "--llm-json", "x.json")
     assert code == 2 and "leave --llm-json out" in capsys.readouterr().err
 
 

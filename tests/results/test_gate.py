@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -189,9 +191,50 @@ def test_a_rule_inside_the_noise_is_called_out_with_what_would_fix_it() -> None:
     assert (
         "energy_per_output_token:+5% cannot be detected in test_bench.py::test_a[pytorch]" in note
     )
-    assert "runs vary" in note and "history runs" in note
+    assert "runs vary" in note and f"beyond {row.band * 100:.1f}%" in note  # as in the table
+    assert f"±{row.band * 100:.1f}%" in result.table()
+    assert "history runs" not in note  # it has the 10 recommended: never advise what it does
+    assert "--llm-preset gpu-gate" in note  # which this run does not use
     assert result.to_dict()["rows"][0]["detectable"] == pytest.approx(row.band)
     assert any("cannot be detected" in n for n in result.to_dict()["notes"])
+
+
+def test_the_remedy_asks_for_more_runs_only_below_the_recommended_history() -> None:
+    result = compare(_history(5, between=0.15, seed=5), _current([0.5] * 5), RULE)
+    (note,) = [n for n in result.lines() if "cannot be detected" in n]
+    assert "more history runs (have 5, 10 recommended)" in note
+
+
+def test_the_remedy_never_recommends_the_preset_the_run_already_uses() -> None:
+    from pytest_llmbench.config import resolve_config
+
+    config = resolve_config(preset="gpu-gate").to_dict()
+    history = [
+        dataclasses.replace(
+            r, results=tuple(dataclasses.replace(x, config=config) for x in r.results)
+        )
+        for r in _history(10, between=0.15, seed=5)
+    ]
+    current = _current([0.5] * 5)
+    current = dataclasses.replace(
+        current, results=tuple(dataclasses.replace(x, config=config) for x in current.results)
+    )
+    (note,) = [n for n in compare(history, current, RULE).lines() if "cannot be detected" in n]
+    assert "--llm-preset gpu-gate" not in note and "keeps the GPU busier" in note
+
+
+def test_a_decrease_band_wider_than_the_metric_is_never_shown_beyond_minus_100_percent() -> None:
+    rule = parse_fail_on("output_throughput:-3%")
+    history = [
+        make_report([make_result(throughput=[t] * 3)])
+        for t in (10.0, 200.0, 15.0, 300.0, 12.0, 250.0)
+    ]
+    result = compare(history, make_report([make_result(throughput=[100.0] * 3)]), rule)
+    (row,) = result.rows
+    assert row.band is not None and row.band > 1.0
+    text = "\n".join(result.lines())
+    assert "beyond -100%" in result.table() and "cannot flag any decrease" in text
+    assert not re.search(r"[-±]\d{3,}\.\d%", text)  # no band of 100% or more as a number
 
 
 def test_short_history_shows_what_is_known_and_never_fails() -> None:

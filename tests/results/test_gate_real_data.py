@@ -93,3 +93,119 @@ def test_a_run_beside_a_gpu_load_fails_against_the_whole_history(name: str) -> N
     assert loaded, "the data holds a run beside a GPU load"
     result = compare(clean, loaded[-1], RULES)
     assert result.exit_code == EXIT_REGRESSION
+
+
+# -- the gate workload chosen on an H200 (docs/ci.md, "Choosing the gate workload") ---------------
+H200 = "gpu-gate-h200"
+WORKFLOW = Path(__file__).parents[2] / "ci" / "workflows" / "gpu-benchmarks.yml"
+GOAL_HISTORY = 10  # the history length the goal is stated for
+GOAL_CHANGE = 0.03  # a 3% regression of either metric must be caught
+
+
+def workflow_rules():
+    """The rules the GPU workflow ships (its LLMBENCH_FAIL_ON), as the tests judge them."""
+    import re
+
+    match = re.search(r'LLMBENCH_FAIL_ON: "([^"]+)"', WORKFLOW.read_text())
+    assert match, "gpu-benchmarks.yml sets LLMBENCH_FAIL_ON"
+    return parse_fail_on(match.group(1))
+
+
+def records(name: str) -> tuple[list[dict], list[dict]]:
+    """(clean runs, runs beside a GPU load) of one data file, as recorded, oldest first."""
+    data = json.loads((DATA / f"{name}.json").read_text())
+    clean = [r for r in data["runs"] if not r["loaded"]]
+    return clean, [r for r in data["runs"] if r["loaded"]]
+
+
+def report_of(record: dict, energy: float = 1.0, throughput: float = 1.0) -> Report:
+    """One recorded run as a report, its J/token times ``energy`` and tok/s times ``throughput``
+    (an injected regression; 1.0 leaves it as measured)."""
+    results = []
+    for test_id, metrics in record["results"].items():
+        ept = [v * energy for v in metrics["energy_per_output_token"]]
+        thr = [v * throughput for v in metrics["output_throughput"]]
+        result = make_result(energy_per_token=ept, throughput=thr)
+        results.append(dataclasses.replace(result, test_id=test_id))
+    return make_report(results, started_at=record["started_at"])
+
+
+def test_the_workflow_ships_rules_no_looser_than_three_percent() -> None:
+    rules = {r.metric: r for r in workflow_rules()}
+    assert rules["energy_per_output_token"].threshold <= GOAL_CHANGE
+    assert rules["output_throughput"].threshold <= GOAL_CHANGE
+
+
+def test_h200_reruns_gated_one_after_another_never_fail_once_the_history_has_3_runs() -> None:
+    clean, _ = records(H200)
+    assert len(clean) >= 12
+    rules = workflow_rules()
+    for i in range(3, len(clean)):
+        history = [report_of(r) for r in clean[:i]]
+        result = compare(history, report_of(clean[i]), rules)
+        assert not result.failed, (clean[i]["name"], result.lines())
+
+
+def _h200_trials(history: int = GOAL_HISTORY):
+    clean, _ = records(H200)
+    assert len(clean) >= history + 2
+    rng = random.Random(2026)
+    for _ in range(TRIALS):
+        picked = rng.sample(clean, history + 1)
+        yield picked[:history], picked[history]
+
+
+def test_h200_unchanged_code_fails_the_shipped_rules_at_most_one_percent_of_the_time() -> None:
+    rules = workflow_rules()
+    alarms = sum(
+        compare([report_of(r) for r in h], report_of(c), rules).failed for h, c in _h200_trials()
+    )
+    assert alarms / TRIALS <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("metric", "energy", "throughput"),
+    [
+        ("energy_per_output_token", 1 + GOAL_CHANGE, 1.0),
+        ("output_throughput", 1.0, 1 - GOAL_CHANGE),
+    ],
+)
+def test_h200_a_three_percent_regression_is_caught_95_percent_of_the_time(
+    metric: str, energy: float, throughput: float
+) -> None:
+    rules = workflow_rules()
+    caught = 0
+    for h, c in _h200_trials():
+        result = compare([report_of(r) for r in h], report_of(c, energy, throughput), rules)
+        caught += any(r.metric == metric for r in result.regressions)
+    assert caught / TRIALS >= 0.95
+
+
+def test_h200_runs_beside_a_gpu_busy_5_and_10_percent_of_the_time_are_caught() -> None:
+    clean, loaded = records(H200)
+    assert {r["name"] for r in loaded} >= {"loaded-0.05", "loaded-0.10"}
+    rules = workflow_rules()
+    for record in loaded:
+        result = compare([report_of(r) for r in clean], report_of(record), rules)
+        assert result.exit_code == EXIT_REGRESSION, (record["name"], result.lines())
+
+
+@pytest.mark.parametrize("name", [H200, "gpu-gate-h100"])
+def test_after_an_injected_eight_percent_step_unchanged_code_passes_and_the_step_is_shown(
+    name: str,
+) -> None:
+    # From run k on every run uses 8% more energy per token (say, a driver update). Once the new
+    # level has MIN_SEGMENT_RUNS runs, the gate finds the step, judges against the new level and
+    # raises no alarm; the comparison names the step.
+    from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS
+
+    clean, _ = records(name)
+    k = len(clean) - MIN_SEGMENT_RUNS - 1
+    assert k >= MIN_SEGMENT_RUNS
+    rules = parse_fail_on("energy_per_output_token:+5%")
+    history = [report_of(r, energy=1.08 if i >= k else 1.0) for i, r in enumerate(clean[:-1])]
+    result = compare(history, report_of(clean[-1], energy=1.08), rules)
+    assert not result.failed, result.lines()
+    rows = [r for r in result.rows if r.metric == "energy_per_output_token"]
+    assert rows and all(any(s.index == k for s in r.steps) for r in rows)
+    assert any("history step in" in line for line in result.lines())
