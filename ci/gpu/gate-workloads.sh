@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED=1 LLMBENCH_CACHE_DIR=${LLMBENCH_CACHE_DIR:-/tmp/llmbench
 start=$(date +%s)
 budget=${BUDGET_S:-480}
 rounds=${ROUNDS:-2}
-candidates=${CANDIDATES:-"l11b-b128 l8b-b64 l8b-b128"}
+candidates=${CANDIDATES:-"l8b-b128 l8b-b64 l11b-b128"}
 rules=${RULES:-energy_per_output_token:+3%,output_throughput:-3%}
 window=${WINDOW:-30}
 energy=${ENERGY:-nvml}
@@ -34,11 +34,13 @@ fi
 mkdir -p "$state"
 log="$state/summary.log"
 
-model() {  # model SHAPE: build once (cached), print the path
-  python -m pytest_llmbench.workload.tinymodel --shape "$1" | tail -1
+declare -A built=()
+model() {  # model SHAPE: build once (cached on disk), print the path
+  [ -n "${built[$1]:-}" ] || built[$1]=$(python -m pytest_llmbench.workload.tinymodel --shape "$1" | tail -1)
+  echo "${built[$1]}"
 }
 
-cand_args() {  # cand_args NAME: the pytest arguments of a candidate workload
+cand_args() {  # cand_args NAME: sets CAND_ARGS, the pytest arguments of a candidate workload
   local shape batch
   case $1 in
     tiny-b*) shape=tiny ;;
@@ -47,13 +49,15 @@ cand_args() {  # cand_args NAME: the pytest arguments of a candidate workload
     *) echo "unknown candidate $1" >&2; return 1 ;;
   esac
   batch=${1##*-b}
-  echo "--llm-model $(model "$shape") --llm-set batching.batch_size=$batch" \
-       "--llm-set workload.num_prompts=$batch"
+  model "$shape" > /dev/null  # in this shell, so the path is remembered
+  CAND_ARGS=(--llm-model "${built[$shape]}" --llm-set "batching.batch_size=$batch"
+             --llm-set "workload.num_prompts=$batch")
 }
 
 smi() { nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader 2>/dev/null | head -1 || echo no-gpu; }
 
 last=60
+failed=0
 run_one() {  # run_one CANDIDATE NAME: one gated run; its report joins the candidate's history
   local cand=$1 name=$2 dir="$state/$1"
   mkdir -p "$dir"
@@ -66,15 +70,21 @@ run_one() {  # run_one CANDIDATE NAME: one gated run; its report joins the candi
   if compgen -G "$dir/run*.json" > /dev/null; then
     gate=(--llm-compare "$dir/run*.json" --llm-fail-on "$rules")
   fi
-  # shellcheck disable=SC2046
+  cand_args "$cand" || return 2
   local args=(-q -p no:cacheprovider benchmarks/test_throughput.py --llm-backend pytorch
               --llm-preset gpu-gate --llm-min-energy-window "$window" --llm-energy "$energy"
-              $(cand_args "$cand"))
+              "${CAND_ARGS[@]}")
   local before; before=$(smi); local t0; t0=$(date +%s)
   timeout "$left" python -m pytest "${args[@]}" "${EXTRA[@]}" --llm-json "$dir/$name.json" \
     "${gate[@]}" > "$dir/$name.log" 2>&1
   local rc=$?
   last=$(( $(date +%s) - t0 ))
+  if [ ! -f "$dir/$name.json" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 11 ]; }; then
+    echo "$cand/$name FAILED rc=$rc after ${last}s: stopping (see $name.log)" | tee -a "$log"
+    tail -5 "$dir/$name.log" | tee -a "$log"
+    failed=1
+    return 2
+  fi
   echo "$cand/$name rc=$rc ${last}s gpu-before: $before | $(grep -E 'llmbench gate (passed|FAILED)' "$dir/$name.log" | tail -1 | cut -c1-200)" \
     | tee -a "$log"
   grep -E '^  (regression|not measured):' "$dir/$name.log" | tee -a "$log"
@@ -91,7 +101,7 @@ EXTRA=()
 for _ in $(seq 1 "$rounds"); do
   for cand in $candidates; do
     mkdir -p "$state/$cand"
-    run_one "$cand" "$(next_name "$state/$cand")"
+    run_one "$cand" "$(next_name "$state/$cand")" || break 2
   done
 done
 dirs=()
@@ -108,11 +118,12 @@ echo "winner: $winner" | tee -a "$log"
 loads=${LOADS:-}
 reserve=0
 for _ in $loads; do reserve=$(( reserve + last + 10 )); done
-while [ $(( budget - reserve - ($(date +%s) - start) )) -gt $(( last * 13 / 10 )) ]; do
+while [ "$failed" = 0 ] && [ $(( budget - reserve - ($(date +%s) - start) )) -gt $(( last * 13 / 10 )) ]; do
   run_one "$winner" "$(next_name "$state/$winner")" || break
 done
 
 for duty in $loads; do
+  [ "$failed" = 0 ] || break
   python - "$duty" > "$state/$winner/load-$duty.log" 2>&1 <<'PY' &
 import sys, time
 import torch
