@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Choose the gate workload by measurement, then re-run it as CI would, then beside a GPU load.
-# Run from the project root on a GPU machine (the project importable: pip install -e . or
-# PYTHONPATH=$PWD). Every run is one pytest process (fresh compile state, as a CI job), gated
+# Run from the project root on a GPU machine with the project installed (pip install -e .).
+# Every run is one pytest process (fresh compile state, as a CI job), gated
 # against the earlier runs of the same candidate; reports land in $STATE/<candidate>/.
 #
 #   1. candidates: ROUNDS rounds over CANDIDATES, round-robin (so drift hits every candidate alike)

@@ -125,7 +125,8 @@ def test_gpu_workflow_runs_each_backend_on_self_hosted_gpus_and_gates() -> None:
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "pytest benchmarks/test_throughput.py --llm-backend ${{ matrix.backend }}" in runs
     assert "--llm-preset gpu-gate" in runs and "--llm-energy nvml" in runs
-    assert "--llm-min-energy-window 50" in runs  # >= 5 s windows on a 10 Hz counter
+    assert "--llm-min-energy-window 30" in runs  # >= 3 s windows on a 10 Hz counter
+    assert "--shape llama-8b" in runs  # the gate workload's model (docs/ci.md)
     assert "--llm-compare" in runs and "--llm-fail-on" in runs
     # the history is main's last N good runs, not one
     assert '--branch main --status success --limit "$LLMBENCH_HISTORY_RUNS"' in runs
