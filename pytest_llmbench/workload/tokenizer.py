@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 
@@ -24,8 +25,23 @@ class HarnessTokenizer:
         return [i for i in range(len(self._tok)) if i not in special]
 
 
-@lru_cache(maxsize=8)
-def load_tokenizer(model_path: str) -> HarnessTokenizer:
+def hf_tokenizer(model_path: str) -> Any:
+    """transformers' tokenizer of a model directory or of a ``.gguf`` file: the tokenizer files
+    beside it where there are (a Hugging Face snapshot), else the vocabulary inside the GGUF."""
     from transformers import AutoTokenizer
 
-    return HarnessTokenizer(AutoTokenizer.from_pretrained(model_path))
+    path = Path(model_path)
+    if path.suffix == ".gguf" and path.is_file():
+        folder = path.parent
+        if any((folder / name).is_file() for name in _TOKENIZER_FILES):
+            return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), gguf_file=path.name)
+    return AutoTokenizer.from_pretrained(model_path)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(model_path: str) -> HarnessTokenizer:
+    return HarnessTokenizer(hf_tokenizer(model_path))
