@@ -100,7 +100,8 @@ def cached_revisions(repo_id: str, cache: str) -> list[tuple[str, tuple[str, ...
         return None
     for repo in info.repos:
         if repo.repo_type == "model" and repo.repo_id == repo_id:
-            return sorted((r.commit_hash, tuple(sorted(r.refs))) for r in repo.revisions)
+            found = [(r.commit_hash, tuple(sorted(r.refs))) for r in repo.revisions]
+            return sorted(found, key=lambda c: (not c[1], c[1], c[0]))  # named ones first
     return None
 
 

@@ -44,8 +44,10 @@ class ModelRef:
 
 
 def _looks_like_path(text: str) -> bool:
-    """Spellings no Hugging Face id has: absolute, relative to ``.``/``~``, or deeper than one /."""
-    return text.startswith(("/", ".", "~", "\\")) or text.count("/") > 1 or "\\" in text
+    """Spellings no Hugging Face id has: absolute, relative to ``.``/``~``, or deeper than one
+    ``/`` before any ``@revision`` (revisions such as ``refs/pr/1`` hold slashes)."""
+    repo = text.split("@", 1)[0]
+    return text.startswith(("/", ".", "~", "\\")) or repo.count("/") > 1 or "\\" in repo
 
 
 def _split_id(text: str) -> tuple[str, str | None, str | None]:
