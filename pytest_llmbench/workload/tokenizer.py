@@ -21,7 +21,11 @@ class HarnessTokenizer:
         return str(self._tok.decode(list(token_ids), skip_special_tokens=True))
 
     def vocab_ids(self) -> list[int]:
-        special = set(self._tok.all_special_ids)
+        # Tokens added beyond the base vocabulary are no ordinary text either: a tokenizer read
+        # from a GGUF gains one (<|endoftext|>) that the model's embedding does not have.
+        base = getattr(self._tok, "vocab_size", None) or len(self._tok)
+        added = {i for i in self._tok.get_added_vocab().values() if i >= base}
+        special = set(self._tok.all_special_ids) | added
         return [i for i in range(len(self._tok)) if i not in special]
 
 
