@@ -46,8 +46,8 @@ forms:
 | form | example | what runs |
 |---|---|---|
 | a model directory | `--llm-model ./models/qwen2-0.5b` | its `config.json`, tokenizer and weights |
-| a `.gguf` file | `--llm-model ./qwen2-0_5b-q8_0.gguf` | llama.cpp only (`--llm-backend llamacpp`, `--llm-server llamacpp`) |
-| a Hugging Face id | `--llm-model Qwen/Qwen2-0.5B@<revision>` | the snapshot of that revision in the Hugging Face cache |
+| a `.gguf` file | `--llm-model ./qwen2-0_5b-q8_0.gguf` | llama.cpp only (in process or server) |
+| a Hugging Face id | `--llm-model Qwen/Qwen2-0.5B@<revision>` | that revision's cached snapshot |
 
 A Hugging Face id is `org/name`, optionally `@REVISION` (a branch, a tag or a commit hash, short
 hashes of a cached commit included), optionally `:FILE.gguf` (that file of the repository) or

@@ -45,6 +45,7 @@ class ResolvedModel:
     commit: str | None = None
     context: ContextLimit | None = None
     field: str = "model_name"  # what errors about it name: --llm-model or model_name
+    source: str | None = None  # the file (or "command line") that set model_name, for errors
     notes: tuple[str, ...] = ()  # said once, as a warning, at session start
 
     @property
@@ -81,6 +82,7 @@ class ResolvedModel:
             self.field,
             f"{what}, which only llama.cpp loads (--llm-backend llamacpp, or --llm-server "
             f"llamacpp); {engine} needs a model directory or a Hugging Face id with weights",
+            self.source,
         )
 
     def tokenizer_path(self) -> str:
@@ -144,6 +146,7 @@ def resolve_model(
         commit=snapshot.commit,
         context=context,
         field=field,
+        source=source,
     )
 
 
@@ -158,7 +161,7 @@ def _local(ref: ModelRef, field: str, source: str | None) -> ResolvedModel:
     if ref.is_gguf_file:
         return ResolvedModel(
             "local", ref.text, None, ref.text, context=model_context(ref.path), field=field,
-            notes=notes,
+            source=source, notes=notes,
         )  # fmt: skip
     if not (ref.path / "config.json").is_file():
         raise ConfigError(
@@ -168,7 +171,13 @@ def _local(ref: ModelRef, field: str, source: str | None) -> ResolvedModel:
             source,
         )
     return ResolvedModel(
-        "local", ref.text, ref.text, context=model_context(ref.path), field=field, notes=notes
+        "local",
+        ref.text,
+        ref.text,
+        context=model_context(ref.path),
+        field=field,
+        source=source,
+        notes=notes,
     )
 
 
