@@ -129,14 +129,20 @@ _BATCH_HINT = "a hint: the engine batches continuously; sets the max concurrent 
 MATRIX: tuple[Row, ...] = (
     Row(
         "model_name",
-        "Local model directory",
+        "Local model directory, .gguf file or Hugging Face id[@revision]",
         {
-            **{b: harness("loaded from the local path") for b in BACKENDS if b != "openai"},
+            **{
+                b: harness("a local directory or the cached snapshot of a Hugging Face id")
+                for b in BACKENDS
+                if b != "openai"
+            },
             "openai": harness(
-                "the server serves its own model; the local path gives the tokenizer"
+                "the server serves its own model; the local directory or snapshot gives the "
+                "tokenizer"
             ),
             "llamacpp": harness(
-                "a .gguf file, or a model directory converted to GGUF (Llama, Qwen2)"
+                "a .gguf file (given, or picked from a repository with :FILE.gguf / :QUANT), or "
+                "a model directory converted to GGUF (Llama, Qwen2)"
             ),
         },
     ),

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
+
 from pytest_llmbench.backends.base import Schedule
 from pytest_llmbench.errors import EngineError
 from pytest_llmbench.goodput import slo_to_dict
@@ -137,13 +139,14 @@ class LLMBench:
             workload = dataclasses.replace(workload, **overrides)
         schedule = schedule or Schedule()
         check_schedule(schedule, workload)
-        tokenizer = load_tokenizer(self.engine.spec.model_path)
+        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
+        tokenizer = load_tokenizer(self._session.model_path())  # one for every backend
+        self._check_fits(workload, tokenizer, test_id, overrides)
         requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
         runner = self._session.config.runner
         quality = self._session.quality(self.engine)
         spec_before = self.engine.backend.speculative_counters()
         started = _now()
-        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
         live = self._progress(test_id) if self._progress is not None else None
         try:
             warmup, repetitions = run_benchmark(
@@ -174,9 +177,9 @@ class LLMBench:
             test_id=test_id,
             backend=info.backend,
             backend_version=info.version,
-            model=info.model,
+            model=self._model_name(info.model),
             device=info.device,
-            config_hash=self._session.config.digest(),
+            config_hash=self._session.config_digest(),
             config=self._session.config.to_dict(),
             workload=workload.describe(),
             traffic={
@@ -194,10 +197,31 @@ class LLMBench:
             warmup=warmup.to_dict(),
             quality=quality.section(),
             speculative=speculative,
+            model_source=self._session.model.section(self.engine.spec.model_path),
         )
         self.results.append(result)
         self._record(result)
         return result
+
+    def _model_name(self, reported: str) -> str:
+        """What the result calls the model: the engine's own name where it has one (an external
+        server's), else the session's (the Hugging Face id rather than a snapshot path)."""
+        return self._session.model.label if reported == self.engine.spec.model_path else reported
+
+    def _check_fits(
+        self, workload: Workload, tokenizer: Any, test_id: str, overrides: dict[str, Any]
+    ) -> None:
+        """Fail this test, in one line, when its lengths exceed the backend's context: an engine
+        would otherwise run past the model's positions silently or crash in its own words."""
+        from pytest_llmbench.models.fit import workload_problem
+
+        limit = self._session.context_limit(self.backend)
+        problem = workload_problem(workload, limit, self.backend, tokenizer)
+        if problem is None:
+            return
+        given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        call = f"llm_bench({given})" if given else f"llm_bench(workload {workload.name!r})"
+        pytest.fail(f"{test_id}: {call}: {problem}", pytrace=False)
 
 
 def _speculative(

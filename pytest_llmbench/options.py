@@ -41,8 +41,17 @@ def add_options(parser: pytest.Parser) -> None:
         "--llm-model",
         None,
         "",
-        metavar="DIR",
-        help="Local model directory (default: the embedded tiny model).",
+        metavar="MODEL",
+        help="A local model directory, a .gguf file, or a Hugging Face id org/name[@REVISION] "
+        "found in the Hugging Face cache (default: the embedded tiny model).",
+    )
+    option(
+        "--llm-allow-download",
+        "bool",
+        False,
+        action="store_true",
+        help="Let a Hugging Face id missing from the cache be downloaded from the Hub (default: "
+        "the cache only; HF_HUB_OFFLINE=1 still forbids it).",
     )
     option(
         "--llm-config",
@@ -273,6 +282,7 @@ class Options:
     slo: SLO | None = None
     html_path: str | None = None
     keep_samples: bool = False  # every latency sample in the report (--llm-keep-samples)
+    allow_download: bool = False  # a Hugging Face id may be downloaded (--llm-allow-download)
 
 
 @dataclass(frozen=True)
@@ -350,6 +360,7 @@ def read_options(config: pytest.Config) -> Options:
     return Options(
         backends=tuple(parse_backend_option(_value(config, "llm_backend") or ["pytorch"])),
         model=_value(config, "llm_model"),
+        allow_download=bool(_value(config, "llm_allow_download")),
         config_file=_value(config, "llm_config"),
         preset=_value(config, "llm_preset"),
         overrides=tuple(_value(config, "llm_set") or ()),

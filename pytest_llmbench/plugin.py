@@ -71,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION_KEY] = session
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if workerinput is None:  # said once, by the controller
+        from pytest_llmbench.session import ModelWarning
+
+        for note in session.model.notes:
+            config.issue_config_time_warning(ModelWarning(note), stacklevel=2)
     from pytest_llmbench import interrupt
 
     interrupt.install()  # a CI runner's SIGTERM: partial report written, engines stopped

@@ -330,6 +330,9 @@ class BenchmarkResult:
     quality: dict[str, Any] | None = None
     # speculative decoding counts over this result's call (pytest_llmbench.speculative)
     speculative: dict[str, Any] | None = None
+    # where the model came from: Hugging Face id, revision, commit, local path, context
+    # (ResolvedModel.section); None in reports from before it
+    model_source: dict[str, Any] | None = None
     # Latencies of all repetitions pooled, by LATENCY_FIELDS name: computed from the samples when
     # every repetition kept them; else as given (exact percentiles from measurement time), else
     # what the repetitions' summaries tell (no percentiles). See latency_summaries().
@@ -354,7 +357,7 @@ class BenchmarkResult:
             raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
         set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
-        for name in ("quality", "speculative"):
+        for name in ("quality", "speculative", "model_source"):
             value = getattr(self, name)
             if value is not None:
                 value = plain_json(value, name)
@@ -502,7 +505,8 @@ class BenchmarkResult:
             for f in self.__dataclass_fields__
             if f not in ("repetitions", "pooled_latency")
         }
-        for name in ("quality", "speculative"):  # optional sections: absent rather than null
+        # optional sections: absent rather than null
+        for name in ("quality", "speculative", "model_source"):
             if data[name] is None:
                 del data[name]
         data["repetitions"] = [r.to_dict() for r in self.repetitions]

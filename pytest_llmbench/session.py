@@ -7,10 +7,10 @@ one of them is alive at a time, so that, e.g., vLLM and TensorRT-LLM never share
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import compat
@@ -28,6 +28,7 @@ from pytest_llmbench.errors import (
     LLMBenchError,
     UnsupportedParameter,
 )
+from pytest_llmbench.models import ContextLimit, ResolvedModel, effective_limit
 from pytest_llmbench.options import Options
 from pytest_llmbench.quality.perplexity import Perplexity
 from pytest_llmbench.quality.probe import ProbeOutput
@@ -36,6 +37,10 @@ from pytest_llmbench.results import BenchmarkResult
 
 class BackendWarning(UserWarning):
     """A parameter is translated with different semantics on a backend."""
+
+
+class ModelWarning(UserWarning):
+    """Something about the model the user should know once (a local folder shadows an id)."""
 
 
 @dataclass
@@ -81,9 +86,9 @@ class LLMBenchSession:
     backends: tuple[str, ...]
     meter_registry: MeterRegistry = field(default_factory=MeterRegistry)
     results: list[BenchmarkResult] = field(default_factory=list)
+    model: ResolvedModel = field(default_factory=lambda: _embedded(0))
     _engines: dict[tuple[str, str, str, str], EngineHandle | _Failure] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
-    _model_path: str | None = None
     _meters: list[EnergyMeter] = field(default_factory=list)
     _fixture_meter: tuple[EnergyMeter, str] | None = None
     _idle_done: bool = False
@@ -113,8 +118,6 @@ class LLMBenchSession:
             config_file=options.config_file,
             overrides=[*overrides, cli] if cli else overrides,
         )
-        if config.model_name is not None:
-            _check_model_dir(config.model_name)
         for name in options.backends:
             registry.check_name(name)
         backends = tuple(
@@ -122,23 +125,58 @@ class LLMBenchSession:
                 registry.resolve_auto(config.device) if b == AUTO else b for b in options.backends
             )
         )
-        return cls(
+        session = cls(
             options=options,
             config=config,
             registry=registry,
             backends=backends,
             meter_registry=meter_registry,
+            model=_session_model(options, config),
         )
+        session.check_model()
+        return session
 
     # -- model ---------------------------------------------------------------------------------
-    def model_path(self) -> str:
-        if self.config.model_name is not None:
-            return self.config.model_name
-        if self._model_path is None:
+    def model_path(self, backend: str | None = None) -> str:
+        """The path ``backend``'s engine loads (None: where the harness's tokenizer loads from);
+        the embedded model is built on first use."""
+        if self.model.kind == "embedded" and self.model.directory is None:
             from pytest_llmbench.workload.tinymodel import TinyModelSpec, ensure_tiny_model
 
-            self._model_path = str(ensure_tiny_model(TinyModelSpec(seed=self.config.random_seed)))
-        return self._model_path
+            built = ensure_tiny_model(TinyModelSpec(seed=self.config.random_seed))
+            self.model = dataclasses.replace(self.model, directory=str(built))
+        if backend is None:
+            return self.model.tokenizer_path()
+        return self.model.engine_path(backend, self._server_kind(backend))
+
+    def _server_kind(self, backend: str) -> str | None:
+        """The managed server behind the openai backend; None for other backends or a URL."""
+        openai = self.options.openai
+        return openai.server if backend == "openai" and not openai.server_url else None
+
+    def context_limit(self, backend: str) -> ContextLimit | None:
+        """Tokens (prompt plus output) one request may hold on ``backend``; None if unknown."""
+        return effective_limit(self.model.context, backend, self.config, self._server_kind(backend))
+
+    def check_model(self) -> None:
+        """Before any engine starts: every selected backend can load the model, and the lengths
+        the config sets fit each one's context. ConfigError naming the option or key."""
+        from pytest_llmbench.models.fit import check_config
+        from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+        if self.model.kind != "embedded":
+            for name in self.backends:
+                self.model.engine_path(name, self._server_kind(name))
+        check_config(
+            self.config,
+            {name: self.context_limit(name) for name in self.backends},
+            lambda: load_tokenizer(self.model_path()),
+        )
+
+    def config_digest(self) -> str:
+        """The config's hash as results record it, with the model's commit where the name typed
+        does not pin it (two commits of one Hugging Face id are two configs)."""
+        return self.config.digest(self.model.identity)
 
     # -- compatibility -------------------------------------------------------------------------
     def check_parameters(self, backend: str, required: tuple[str, ...]) -> str | None:
@@ -174,7 +212,7 @@ class LLMBenchSession:
         if reason:
             raise BackendUnavailable(reason)
         device = self._device_for(name)
-        model = self.model_path()
+        model = self.model_path(name)
         key = (name, model, self.config.engine_digest(), device)
         cached = self._engines.get(key)
         if isinstance(cached, _Failure):
@@ -221,7 +259,7 @@ class LLMBenchSession:
             from pytest_llmbench.quality.probe import run_probe
             from pytest_llmbench.workload.tokenizer import load_tokenizer
 
-            ids = reference_ids(load_tokenizer(handle.spec.model_path))
+            ids = reference_ids(load_tokenizer(self.model_path()))
             dtype = engine_dtype(handle.info, self.config)
             try:
                 probe = run_probe(
@@ -386,13 +424,33 @@ def _close_quietly(backend: Backend) -> None:
         warnings.warn(f"closing {backend.name} failed: {exc}", stacklevel=2)
 
 
-def _check_model_dir(path: str) -> None:
-    p = Path(path)
-    if not p.is_dir():
-        raise ConfigError(
-            "model_name", f"{path!r} is not a local directory (models are never downloaded)"
+def _embedded(seed: int) -> ResolvedModel:
+    from pytest_llmbench.models import embedded_model
+    from pytest_llmbench.workload.tinymodel import TinyModelSpec
+
+    tokens = TinyModelSpec(seed=seed).max_position_embeddings
+    where = "max_position_embeddings of the embedded model"
+    return embedded_model(None, ContextLimit(tokens, where))
+
+
+def _session_model(options: Options, config: ExperimentConfig) -> ResolvedModel:
+    """The session's model, resolved once. Errors name what the user typed: ``--llm-model``
+    (or its ini key) when given there, else ``model_name`` and the file that set it."""
+    if config.model_name is None:
+        return _embedded(config.random_seed)
+    from pytest_llmbench.config.load import setting_source
+    from pytest_llmbench.models import resolve_model
+
+    if options.model:
+        field_name, source = "--llm-model", None
+    else:
+        field_name = "model_name"
+        source = setting_source(
+            "model_name",
+            preset=options.preset,
+            config_file=options.config_file,
+            overrides=[parse_override(o) for o in options.overrides],
         )
-    if not (p / "config.json").is_file():
-        raise ConfigError(
-            "model_name", f"{path!r} has no config.json; expected a HuggingFace model directory"
-        )
+    return resolve_model(
+        config.model_name, field=field_name, source=source, allow_download=options.allow_download
+    )

@@ -91,7 +91,7 @@ def test_a_config_file_with_several_errors_names_them_all(
         ),
         (["--llm-set", "novalue"], "--llm-set: 'novalue' is not of the form dotted.key=value"),
         (["--llm-preset", "nosuch"], "--llm-preset: 'nosuch' is not one of"),
-        (["--llm-model", "/no/such/dir"], "model_name: '/no/such/dir' is not a local directory"),
+        (["--llm-model", "/no/such/dir"], "--llm-model: '/no/such/dir': no such file or directory"),
         (["--llm-config", "missing.yaml"], "--llm-config: 'missing.yaml' is not a readable file"),
         (["--llm-repeat", "0"], "--llm-repeat: 0 is not >= 1"),
     ],

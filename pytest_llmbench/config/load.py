@@ -168,3 +168,24 @@ def resolve_config(
         except ConfigError as exc:
             raise exc.with_source(source) from None
     return config
+
+
+def setting_source(
+    key: str,
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[Mapping[str, Any]] | None = None,
+) -> str | None:
+    """Which layer of :func:`resolve_config` set the top-level ``key`` last, named as its errors
+    name it (the file, ``preset NAME``, ``command line``); None for the default."""
+    if any(key in override for override in overrides or []):
+        return "command line"
+    if config_file is not None:
+        file_data = load_file(config_file)
+        if key in file_data:
+            return str(config_file)
+        preset = preset or (str(file_data["preset"]) if "preset" in file_data else None)
+    if preset and key in load_preset(preset):
+        return f"preset {preset}"
+    return None

@@ -197,7 +197,10 @@ class ExperimentConfig:
     """The whole configuration of a session's benchmarks."""
 
     model_name: str | None = setting(
-        None, doc="Local model directory; null uses the embedded tiny model."
+        None,
+        doc="A local model directory, a .gguf file, or a Hugging Face id "
+        "org/name[@REVISION][:FILE.gguf] from the Hugging Face cache (see Models below); null "
+        "uses the embedded tiny model.",
     )
     fp_precision: Precision = setting(
         "auto", doc="Weight/activation dtype; auto is float32 on CPU, bfloat16 on CUDA."
@@ -238,9 +241,16 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def digest(self) -> str:
-        """A short stable hash of the resolved config, to match results with baselines."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+    def digest(self, model_identity: str | None = None) -> str:
+        """A short stable hash of the resolved config, to match results with baselines.
+
+        ``model_identity`` (``org/name@commit``) stands for ``model_name`` where the name typed
+        does not pin the weights: two commits of one Hugging Face id are two configs, and
+        ``org/name`` and ``org/name@<its commit>`` one."""
+        data = self.to_dict()
+        if model_identity is not None:
+            data["model_name"] = model_identity
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def engine_digest(self) -> str:

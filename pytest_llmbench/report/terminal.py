@@ -83,6 +83,18 @@ def backend_label(backend: str, version: str) -> str:
     return f"{backend} ({VERSION_OF.get(backend, 'version')} {version})"
 
 
+def model_text(result: BenchmarkResult) -> str:
+    """``org/name@v1 (commit 1a2b3c4d5e6f, /cache/.../snapshots/1a2b...)`` for a Hugging Face
+    model: the id, the revision asked for, the commit measured and the files loaded; else the
+    name alone."""
+    source = result.model_source or {}
+    commit = source.get("commit")
+    if not commit:
+        return result.model
+    revision, path = source.get("revision"), source.get("path")
+    return f"{result.model}@{revision} (commit {str(commit)[:12]}, {path})"
+
+
 def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
     """Lines of the summary; each backend gets its own table and header."""
     lines: list[str] = []
@@ -93,7 +105,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         first = group[0]
         lines.append(
             f"backend {backend_label(backend, first.backend_version)} on {first.device}, "
-            f"model {first.model}"
+            f"model {model_text(first)}"
         )
         lines.append(backend_table(group))
         reasons = {r.energy_unavailable_reason for r in group} - {None}

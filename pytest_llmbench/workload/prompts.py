@@ -109,13 +109,13 @@ def synthetic_requests(
     return requests
 
 
-def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRequest]:
-    """Requests from a JSONL file (``{"prompt": "..."}`` per line), truncated to input_tokens."""
-    assert workload.dataset is not None
-    path = Path(workload.dataset)
+def read_dataset(path_text: str) -> list[tuple[int, str]]:
+    """(line number, prompt) of each non-empty line of a JSONL file (``{"prompt": "..."}``);
+    ConfigError naming ``workload.dataset``, the file and the line."""
+    path = Path(path_text)
     if not path.is_file():
         raise ConfigError("workload.dataset", f"{str(path)!r} is not a readable file")
-    prompts: list[str] = []
+    prompts: list[tuple[int, str]] = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -129,14 +129,28 @@ def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRe
             raise ConfigError(
                 "workload.dataset", f'{path}:{lineno}: expected {{"prompt": "<text>"}}'
             )
-        prompts.append(record["prompt"])
+        prompts.append((lineno, record["prompt"]))
     if not prompts:
         raise ConfigError("workload.dataset", f"{path}: no prompts")
-    requests = []
-    for i in range(workload.num_prompts):
-        ids = tokenizer.encode(prompts[i % len(prompts)])[: workload.input_tokens]
-        requests.append(_request(workload, i, ids, tokenizer))
-    return requests
+    return prompts
+
+
+def dataset_prompt_ids(workload: Workload, tokenizer: Tokenizer) -> list[tuple[int, list[int]]]:
+    """(line number, token ids truncated to input_tokens) of the dataset lines ``workload``
+    sends, in order: line ``i % lines`` for request ``i``."""
+    assert workload.dataset is not None
+    lines = read_dataset(workload.dataset)
+    used = [lines[i % len(lines)] for i in range(min(workload.num_prompts, len(lines)))]
+    return [(n, tokenizer.encode(text)[: workload.input_tokens]) for n, text in used]
+
+
+def file_requests(workload: Workload, tokenizer: Tokenizer) -> list[GenerationRequest]:
+    """Requests from a JSONL file (``{"prompt": "..."}`` per line), truncated to input_tokens."""
+    prompts = dataset_prompt_ids(workload, tokenizer)
+    return [
+        _request(workload, i, prompts[i % len(prompts)][1], tokenizer)
+        for i in range(workload.num_prompts)
+    ]
 
 
 def build_requests(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 
@@ -20,12 +21,31 @@ class HarnessTokenizer:
         return str(self._tok.decode(list(token_ids), skip_special_tokens=True))
 
     def vocab_ids(self) -> list[int]:
-        special = set(self._tok.all_special_ids)
+        # Tokens added beyond the base vocabulary are no ordinary text either: a tokenizer read
+        # from a GGUF gains one (<|endoftext|>) that the model's embedding does not have.
+        base = getattr(self._tok, "vocab_size", None) or len(self._tok)
+        added = {i for i in self._tok.get_added_vocab().values() if i >= base}
+        special = set(self._tok.all_special_ids) | added
         return [i for i in range(len(self._tok)) if i not in special]
+
+
+def hf_tokenizer(model_path: str) -> Any:
+    """transformers' tokenizer of a model directory or of a ``.gguf`` file: the tokenizer files
+    beside it where there are (a Hugging Face snapshot), else the vocabulary inside the GGUF."""
+    from transformers import AutoTokenizer
+
+    path = Path(model_path)
+    if path.suffix == ".gguf" and path.is_file():
+        folder = path.parent
+        if any((folder / name).is_file() for name in _TOKENIZER_FILES):
+            return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), gguf_file=path.name)
+    return AutoTokenizer.from_pretrained(model_path)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 
 @lru_cache(maxsize=8)
 def load_tokenizer(model_path: str) -> HarnessTokenizer:
-    from transformers import AutoTokenizer
-
-    return HarnessTokenizer(AutoTokenizer.from_pretrained(model_path))
+    return HarnessTokenizer(hf_tokenizer(model_path))

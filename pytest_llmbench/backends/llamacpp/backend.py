@@ -134,9 +134,9 @@ class LlamacppBackend(Backend):
     # -- the unified interface ---------------------------------------------------------------
     def _hf_tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from pytest_llmbench.workload.tokenizer import hf_tokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.spec.model_path)
+            self._tokenizer = hf_tokenizer(self.spec.model_path)
         return self._tokenizer
 
     def encode(self, text: str) -> list[int]:

@@ -371,10 +371,10 @@ class OpenAIBackend(Backend):
 
     def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from pytest_llmbench.workload.tokenizer import hf_tokenizer
 
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.spec.model_path)
+                self._tokenizer = hf_tokenizer(self.spec.model_path)
             except (OSError, ValueError) as exc:
                 raise EngineError(
                     f"cannot load the tokenizer of {self.spec.model_path!r} to count output "
