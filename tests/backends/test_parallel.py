@@ -37,6 +37,11 @@ TP2 = ("sharding.strategy=tensor_parallel", "sharding.num_devices=2")
             ("vllm.tensor_parallel_size=2", "vllm.extra.pipeline_parallel_size=2"),
             GpuDemand(4, ("vllm.tensor_parallel_size", "vllm.extra.pipeline_parallel_size")),
         ),
+        (
+            "vllm",
+            ("sharding.strategy=pipeline_parallel", "sharding.num_devices=2"),
+            GpuDemand(2, ("sharding.num_devices",)),
+        ),
         ("sglang", TP2, GpuDemand(2, ("sharding.num_devices",))),
         (
             "sglang",
