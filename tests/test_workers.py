@@ -340,9 +340,8 @@ def test_an_engine_wider_than_a_workers_slice_is_one_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: vllm.tensor_parallel_size: the vllm engine uses 2 GPUs "
-        "(vllm.tensor_parallel_size) but each xdist worker gets 1 (--llm-gpus-per-worker 1); "
-        "lower it or make more GPUs visible"
+        "ERROR: vllm.tensor_parallel_size: the vllm engine uses 2 GPUs but each xdist worker "
+        "gets 1 (--llm-gpus-per-worker 1); lower it or make more GPUs visible"
     ]
 
 
@@ -358,6 +357,6 @@ def test_an_engine_wider_than_the_visible_gpus_is_one_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: sharding.num_devices: the pytorch engine uses 4 GPUs (sharding.num_devices) but "
-        "only 2 are visible (CUDA_VISIBLE_DEVICES=unset); lower it or make more GPUs visible"
+        "ERROR: sharding.num_devices: the pytorch engine uses 4 GPUs but only 2 are visible "
+        "(CUDA_VISIBLE_DEVICES=unset); lower it or make more GPUs visible"
     ]

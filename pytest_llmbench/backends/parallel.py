@@ -165,8 +165,9 @@ def check_fits(demands: Mapping[str, GpuDemand], visible: int, where: str) -> No
             continue
         key = demand.keys[0] if demand.keys else SHARDING_KEY
         first = f" from CUDA device {demand.first}" if demand.first else ""
+        product = f" ({' x '.join(demand.keys)})" if len(demand.keys) > 1 else ""
         raise ConfigError(
             key,
-            f"the {backend} engine uses {demand.count} GPUs{first} "
-            f"({' x '.join(demand.keys) or key}) but {where}; lower it or make more GPUs visible",
+            f"the {backend} engine uses {demand.count} GPUs{first}{product} but {where}; "
+            "lower it or make more GPUs visible",
         )

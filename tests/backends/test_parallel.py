@@ -120,9 +120,13 @@ def test_more_gpus_than_visible_is_one_line_naming_the_key_and_both_numbers() ->
     with pytest.raises(ConfigError) as error:
         check_fits(demands, 2, "only 2 are visible (CUDA_VISIBLE_DEVICES=0,1)")
     assert str(error.value) == (
-        "vllm.tensor_parallel_size: the vllm engine uses 4 GPUs (vllm.tensor_parallel_size) but "
-        "only 2 are visible (CUDA_VISIBLE_DEVICES=0,1); lower it or make more GPUs visible"
+        "vllm.tensor_parallel_size: the vllm engine uses 4 GPUs but only 2 are visible "
+        "(CUDA_VISIBLE_DEVICES=0,1); lower it or make more GPUs visible"
     )
     with pytest.raises(ConfigError, match=r"^sglang.tp_size: the sglang engine uses 2 GPUs "
-                       r"from CUDA device 1 \(sglang.tp_size\) but only 2 are;"):  # fmt: skip
+                       r"from CUDA device 1 but only 2 are;"):  # fmt: skip
         check_fits({"sglang": GpuDemand(2, ("sglang.tp_size",), first=1)}, 2, "only 2 are")
+    product = GpuDemand(4, ("vllm.tensor_parallel_size", "vllm.extra.pipeline_parallel_size"))
+    with pytest.raises(ConfigError, match=r"uses 4 GPUs \(vllm.tensor_parallel_size x "
+                       r"vllm.extra.pipeline_parallel_size\) but only 2"):  # fmt: skip
+        check_fits({"vllm": product}, 2, "only 2 are visible")
