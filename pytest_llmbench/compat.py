@@ -81,10 +81,6 @@ def _top_k_minus_one(value: int, config: ExperimentConfig) -> int:
     return -1 if value == 0 else value
 
 
-def _tp_size(value: str, config: ExperimentConfig) -> int:
-    return config.sharding.num_devices if value == "tensor_parallel" else 1
-
-
 def _parallel_sizes(tp_name: str, pp_name: str) -> Convert:
     """sharding.strategy -> {tp_name: n} or {pp_name: n}; {} when the model is not sharded."""
 
@@ -389,7 +385,11 @@ MATRIX: tuple[Row, ...] = (
                 lambda v, c: "auto" if v != "none" else None,
                 "device_map='auto' (layers split over GPUs, run in turn)",
             ),
-            "vllm": translated("engine.tensor_parallel_size", _tp_size, "tensor_parallel_size"),
+            "vllm": translated(
+                "engine.parallel",
+                _parallel_sizes("tensor_parallel_size", "pipeline_parallel_size"),
+                "tensor_parallel_size or pipeline_parallel_size",
+            ),
             "sglang": translated(
                 "engine.parallel", _parallel_sizes("tp_size", "pp_size"), "tp_size or pp_size"
             ),

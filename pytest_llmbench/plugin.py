@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from pytest_llmbench.energy.probe import EnergyProbe
     from pytest_llmbench.fixture import LLMBench
     from pytest_llmbench.session import EngineHandle, LLMBenchSession
+    from pytest_llmbench.workers import EarlyPin
 
 SESSION_KEY = pytest.StashKey["LLMBenchSession"]()
+EARLY_PIN_KEY: pytest.StashKey[EarlyPin] = pytest.StashKey()
 BACKEND_FIXTURE = "llm_backend"
 NAME_FIXTURE = "llm_backend_name"  # the backend's name only: no engine, runs where it is absent
 
@@ -55,19 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         options = read_options(config)
         workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None and options.gpus_per_worker:
-            from pytest_llmbench.workers import pin_current_worker
-
-            pin_current_worker(workerinput["workerid"], options.gpus_per_worker)
-        elif options.gpus_per_worker:  # the controller: do the workers' slices fit?
-            from pytest_llmbench.workers import check_controller
-
-            check_controller(getattr(config.option, "numprocesses", None), options.gpus_per_worker)
+        per_worker = _pin_or_check_workers(config, workerinput, options.gpus_per_worker)
         registry = Registry.discover(config.hook.pytest_llmbench_register_backends())
         meters = MeterRegistry.discover(config.hook.pytest_llmbench_register_energy_meters())
         session = LLMBenchSession.create(options, registry, meters)
-        if workerinput is None:
-            session.check_energy_choice()  # workers inherit the controller's verdict
+        if workerinput is None:  # workers inherit the controller's verdicts
+            session.check_gpus(per_worker)
+            session.check_energy_choice()
         config.stash[SESSION_KEY] = session
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -106,6 +102,71 @@ def pytest_configure(config: pytest.Config) -> None:
             ResultCollector(options.json_path, plan, html_path=options.html_path),
             ResultCollector.PLUGIN_NAME,
         )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """An xdist worker takes its GPUs (``--llm-gpus-per-worker``) before conftest files load:
+    CUDA reads CUDA_VISIBLE_DEVICES once, at its first initialisation, which a conftest may do."""
+    import os
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    from pytest_llmbench.workers import DEST, early_gpus_per_worker, nvml_device_count, pin_early
+
+    try:
+        per_worker = early_gpus_per_worker(
+            getattr(early_config.known_args_namespace, DEST, None), early_config.getini(DEST)
+        )
+    except ConfigError:
+        return  # pytest_configure reports it
+    if per_worker:
+        pin = pin_early(os.environ, per_worker, nvml_device_count())
+        if pin is not None:
+            early_config.stash[EARLY_PIN_KEY] = pin
+
+
+def _pin_or_check_workers(
+    config: pytest.Config, workerinput: dict[str, object] | None, per_worker: int | None
+) -> int | None:
+    """In a worker: keep (or make) its GPU slice. In the controller: check the slices fit, and
+    return the GPUs each worker gets (None without workers or pinning)."""
+    import os
+
+    from pytest_llmbench import workers
+
+    early = config.stash.get(EARLY_PIN_KEY, None)
+    if workerinput is not None and per_worker:
+        if early is None or early.worker_id != workerinput["workerid"]:
+            if early is not None:
+                early.undo(os.environ)
+            workers.pin_current_worker(str(workerinput["workerid"]), per_worker)
+        return None
+    if early is not None:  # not a worker after all: a session started inside one
+        early.undo(os.environ)
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if per_worker and isinstance(numprocesses, int) and numprocesses > 0:
+        workers.check_controller(numprocesses, per_worker)
+        return per_worker
+    return None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` with ``--llm-gpus-per-worker K``: one worker per K GPUs, not one per core."""
+    import os
+
+    from pytest_llmbench import workers
+
+    try:
+        per_worker = workers.early_gpus_per_worker(
+            config.getoption(workers.DEST), config.getini(workers.DEST)
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not per_worker:
+        return None
+    return workers.auto_workers(os.environ, per_worker, workers.nvml_device_count())
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

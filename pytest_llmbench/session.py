@@ -136,6 +136,40 @@ class LLMBenchSession:
         session.check_model()
         return session
 
+    # -- GPUs ----------------------------------------------------------------------------------
+    def check_gpus(self, per_worker: int | None = None) -> None:
+        """ConfigError now, before any engine starts, when a selected engine needs more GPUs than
+        this session has: those CUDA sees here, or ``per_worker`` each (the xdist controller
+        with ``--llm-gpus-per-worker``). Skipped where no GPU is countable (engines run on the
+        CPU there) and for engines of one GPU."""
+        from pytest_llmbench.backends.parallel import check_fits, engine_demand
+
+        if self.config.device == "cpu":
+            return
+        server = None if self.options.openai.server_url else self.options.openai.server
+        demands = {}
+        for backend in self.backends:
+            demand = engine_demand(self.config, backend, server=server)
+            if demand is not None and demand.needed > 1:
+                demands[backend] = demand
+        if not demands:
+            return
+        if per_worker:
+            where = f"each xdist worker gets {per_worker} (--llm-gpus-per-worker {per_worker})"
+            check_fits(demands, per_worker, where)
+            return
+        import os
+
+        from pytest_llmbench.energy.gpus import count_visible_gpus
+
+        visible = count_visible_gpus()
+        if not visible:
+            return
+        shown = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        verb = "is" if visible == 1 else "are"
+        where = f"only {visible} {verb} visible (CUDA_VISIBLE_DEVICES={shown})"
+        check_fits(demands, visible, where)
+
     # -- model ---------------------------------------------------------------------------------
     def model_path(self, backend: str | None = None) -> str:
         """The path ``backend``'s engine loads (None: where the harness's tokenizer loads from);

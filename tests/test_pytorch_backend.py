@@ -10,12 +10,16 @@ from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest
 from pytest_llmbench.backends.pytorch.batching import dynamic_batches, static_batches
 from pytest_llmbench.config.load import parse_override, resolve_config
-from pytest_llmbench.errors import UnsupportedParameter
+from pytest_llmbench.errors import ConfigError, UnsupportedParameter
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from pytest_llmbench.backends.pytorch.backend import PytorchBackend  # noqa: E402
+from pytest_llmbench.backends.pytorch.backend import (  # noqa: E402
+    PytorchBackend,
+    cuda_ordinals,
+    sharded_max_memory,
+)
 from pytest_llmbench.workload.tinymodel import ensure_tiny_model  # noqa: E402
 
 
@@ -134,3 +138,38 @@ def test_dynamic_batches_keep_every_request_within_budget(
         assert len(b) <= cap
         cost = max(r.input_tokens + r.max_output_tokens for r in b) * len(b)
         assert cost <= budget or len(b) == 1
+
+
+# -- several GPUs: device_map placement (what can be checked without a GPU) -----------------------
+
+
+def test_sharded_placement_keeps_the_first_n_gpus_and_the_cpu() -> None:
+    free = {0: 80, 1: 80, 2: 80, 3: 80, "cpu": 500}  # accelerate's get_max_memory() shape
+    assert sharded_max_memory(free, 2) == {0: 80, 1: 80, "cpu": 500}
+    assert sharded_max_memory(free, 4) == free
+    with pytest.raises(
+        ConfigError, match="^sharding.num_devices: 5 GPUs asked for but CUDA sees 4"
+    ):
+        sharded_max_memory(free, 5)
+
+
+def test_engine_devices_are_the_gpus_its_parameters_landed_on() -> None:
+    import torch
+
+    placed = [torch.device("cuda", 1), torch.device("cuda", 0), torch.device("cuda", 1)]
+    assert cuda_ordinals(placed) == (0, 1)
+    offloaded = [torch.device("cuda", 2), torch.device("cpu"), torch.device("meta")]
+    assert cuda_ordinals(offloaded) == (2,)  # CPU- or disk-offloaded layers use no GPU
+    assert cuda_ordinals([torch.device("cpu")]) == ()
+
+
+def test_sharding_on_the_cpu_loads_through_device_map_and_generates() -> None:
+    """sharding.strategy on the pytorch backend is transformers' device_map="auto" (accelerate);
+    on a CPU machine every layer lands on the CPU and no GPU is counted."""
+    backend = make_backend("sharding.strategy=tensor_parallel", "sharding.num_devices=2")
+    try:
+        assert backend._load_kwargs()["device_map"] == "auto"
+        assert [c.output_tokens for c in backend.generate(reqs([3, 5]))] == [6, 6]
+        assert backend.info().cuda_devices == ()
+    finally:
+        backend.close()

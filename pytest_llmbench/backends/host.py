@@ -19,6 +19,8 @@ leave the host alive.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -39,6 +41,7 @@ from pytest_llmbench.backends.base import (
     GenerationRequest,
     Schedule,
 )
+from pytest_llmbench.backends.engine_env import apply_engine_env
 from pytest_llmbench.errors import (
     BackendUnavailable,
     ConfigError,
@@ -97,6 +100,9 @@ def _child_main(
     # the parent can end all of them at once, even if this process dies first.
     with contextlib.suppress(OSError):
         os.setsid()
+    # Before the engine is imported: NCCL reads its variables when a communicator is made, and
+    # the engine's worker processes inherit this environment.
+    engine_env = apply_engine_env()
     if log_path:
         # Engine logs (and those of its own worker processes, which inherit the descriptors) go to
         # a file, whose tail explains a crash that leaves no Python traceback.
@@ -114,7 +120,7 @@ def _child_main(
         try:
             if method == "_construct":
                 backend = resolve_backend_class(target)(spec)
-                result: Any = os.getpid()
+                result: Any = (os.getpid(), engine_env)
             elif backend is None:
                 raise RuntimeError("the hosted backend was not constructed")
             else:
@@ -190,7 +196,10 @@ class HostedBackend(Backend):
         child_conn.close()
         # A forgotten host must not keep the interpreter waiting for its child at exit.
         self._finalizer = weakref.finalize(self, _terminate, self._process)
-        self.pid: int = self._call("_construct", timeout_s=self.start_timeout_s)
+        pid, engine_env = self._call("_construct", timeout_s=self.start_timeout_s)
+        self.pid: int = pid
+        # What the child set or inherited (backends/engine_env.py), shown in the engine details.
+        self.engine_env: dict[str, str] = engine_env
 
     @classmethod
     def check_available(cls) -> str | None:
@@ -214,7 +223,8 @@ class HostedBackend(Backend):
 
     def info(self) -> EngineInfo:
         info: EngineInfo = self._call("info")
-        return info
+        details = {**info.details, "engine_env": json.dumps(self.engine_env, sort_keys=True)}
+        return dataclasses.replace(info, details=details)
 
     def encode(self, text: str) -> list[int]:
         result: list[int] = self._call("encode", text)

@@ -140,6 +140,29 @@ def resolve_gpus(
     return tuple(gpus)
 
 
+def count_visible_gpus(
+    nvml: Nvml | None = None, environ: Mapping[str, str] | None = None
+) -> int | None:
+    """How many GPUs CUDA would number here (NVML's list through CUDA_VISIBLE_DEVICES), without
+    initialising CUDA; None when NVML is not readable (no driver: no GPU we can count)."""
+    env = os.environ if environ is None else environ
+    try:
+        module = open_nvml(nvml)
+    except NotReadable:
+        return None
+    try:
+        count = module.nvmlDeviceGetCount()
+        uuids = [
+            _text(module.nvmlDeviceGetUUID(module.nvmlDeviceGetHandleByIndex(i)))
+            for i in range(count)
+        ]
+    except module.NVMLError:
+        return None
+    finally:
+        module.nvmlShutdown()
+    return len(visible_gpus(parse_visible_devices(env.get("CUDA_VISIBLE_DEVICES")), uuids))
+
+
 def _index_of_uuid(ordinal: int, cuda_uuids: Sequence[str], nvml_uuids: Sequence[str]) -> int:
     if not 0 <= ordinal < len(cuda_uuids):
         raise NotReadable(f"CUDA device {ordinal} does not exist ({len(cuda_uuids)} visible)")

@@ -77,3 +77,7 @@ class FakeBackend(Backend):
 
     def clock(self) -> float:
         return time.perf_counter()
+
+    def environ(self, name: str) -> str | None:
+        """A variable as this engine process sees it (None: unset)."""
+        return os.environ.get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -45,6 +46,30 @@ def test_calls_are_forwarded_to_a_child_process(host):
     assert info.backend == "fake" and int(info.details["pid"]) == host.pid != os.getpid()
     assert host.decode(host.encode("hi")) == "hi"
     assert host.name == "fake" and host.capabilities.own_process
+
+
+@pytest.mark.parametrize("exported", [None, "1", "0"])
+def test_engine_process_runs_with_nvlink_multicast_off_unless_the_user_exported_it(
+    monkeypatch: pytest.MonkeyPatch, exported: str | None
+) -> None:
+    """NCCL_NVLS_ENABLE=0 in every hosted engine (vLLM, SGLang, TensorRT-LLM run hosted);
+    a value the user exported reaches the engine unchanged. The parent's own environment is
+    left alone."""
+    if exported is None:
+        monkeypatch.delenv("NCCL_NVLS_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("NCCL_NVLS_ENABLE", exported)
+    h = HostedBackend(FAKE, spec())
+    try:
+        h.start()
+        seen = h.call("environ", "NCCL_NVLS_ENABLE")
+        details = h.info().details
+    finally:
+        h.close()
+    expected = "0" if exported is None else exported
+    assert seen == expected
+    assert json.loads(details["engine_env"]) == {"NCCL_NVLS_ENABLE": expected}
+    assert os.environ.get("NCCL_NVLS_ENABLE") == exported
 
 
 def test_child_perf_counter_is_comparable_with_ours(host):

@@ -85,7 +85,8 @@ def test_each_engine_is_a_package_with_its_adapter() -> None:
     backends = PACKAGE_ROOT / "backends"
     assert sorted(p.parent.name for p in backends.glob("*/backend.py")) == sorted(ENGINES)
     flat = sorted(p.name for p in backends.glob("*.py"))
-    shared = ["__init__.py", "base.py", "host.py", "overhead.py", "registry.py", "streaming.py"]
+    shared = ["__init__.py", "base.py", "engine_env.py", "host.py", "overhead.py", "parallel.py"]
+    shared += ["registry.py", "streaming.py"]
     assert flat == shared
 
 

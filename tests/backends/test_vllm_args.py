@@ -353,6 +353,18 @@ def test_tensor_parallel_sharding_and_its_conflict():
     assert info.value.field == "vllm.tensor_parallel_size"
 
 
+def test_pipeline_parallel_sharding_is_vllms_pipeline_parallel_size():
+    """Not one GPU in silence: vLLM splits the layers over num_devices GPUs."""
+    piped = vargs(sharding={"strategy": "pipeline_parallel", "num_devices": 2})
+    assert piped.engine == {"pipeline_parallel_size": 2}
+    assert piped.sources["pipeline_parallel_size"] == "sharding.strategy"
+    both = vargs(
+        sharding={"strategy": "pipeline_parallel", "num_devices": 2},
+        vllm={"tensor_parallel_size": 2},
+    )
+    assert both.engine == {"pipeline_parallel_size": 2, "tensor_parallel_size": 2}
+
+
 def test_a_translation_for_another_backend_is_refused():
     cfg = config()
     with pytest.raises(ValueError, match="pytorch"):

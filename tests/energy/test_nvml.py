@@ -8,7 +8,7 @@ import pytest
 
 from pytest_llmbench.energy.base import EnergyReading, EnergyUnavailable, NotReadable
 from pytest_llmbench.energy.counter import CounterMeter, CounterWindow
-from pytest_llmbench.energy.gpus import Nvml, open_nvml, resolve_gpus
+from pytest_llmbench.energy.gpus import Nvml, count_visible_gpus, open_nvml, resolve_gpus
 from pytest_llmbench.energy.nvml import METHOD, NvmlEnergyChannel, nvml_counter_meter
 
 from .fake_nvml import FakeClock, FakeGpu, FakeNvml, NVMLError_GpuIsLost, uuid
@@ -132,6 +132,25 @@ def test_none_means_every_visible_gpu() -> None:
     nvml = FakeNvml([FakeGpu(uuid(n), energy_mj=Counter()) for n in range(4)])
     gpus = resolve_gpus(nvml, None, environ={"CUDA_VISIBLE_DEVICES": "3,1"})
     assert [(g.info.index, g.info.uuid) for g in gpus] == [(0, uuid(3)), (1, uuid(1))]
+
+
+@pytest.mark.parametrize(
+    ("visible", "expected"),
+    [(None, 4), ("", 0), ("3,1", 2), (f"{uuid(2)},0", 2), ("0,9,1", 1), ("MIG-abc", 1)],
+)
+def test_visible_gpus_are_counted_through_nvml_as_cuda_would(
+    visible: str | None, expected: int
+) -> None:
+    nvml = FakeNvml([FakeGpu(uuid(n)) for n in range(4)])
+    env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    assert count_visible_gpus(nvml, env) == expected
+    assert nvml.initialised == 0  # NVML shut again
+
+
+def test_no_readable_nvml_counts_no_gpu() -> None:
+    from .fake_nvml import NVMLError_LibraryNotFound
+
+    assert count_visible_gpus(FakeNvml(init_error=NVMLError_LibraryNotFound()), {}) is None
 
 
 def test_gpu_with_mig_enabled_is_refused() -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest, Schedule
+from pytest_llmbench.backends.parallel import engine_demand
 from pytest_llmbench.backends.sglang.backend import SglangBackend
 from pytest_llmbench.backends.tensorrt.backend import TensorrtBackend, llm_class, materialize
 from pytest_llmbench.config.load import parse_override, resolve_config
@@ -326,3 +327,51 @@ def test_trt_older_sampling_params_use_end_id(fake_trt) -> None:
     backend.generate(requests(1))
     sp = FakeLLM.instances[0].params[0]
     assert sp.end_id == -1 and not hasattr(sp, "ignore_eos")
+
+
+# -- the GPUs each engine reports for its energy meter ---------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "devices"),
+    [
+        (("sharding.strategy=tensor_parallel", "sharding.num_devices=2"), (0, 1)),
+        (("sglang.tp_size=2", "sglang.dp_size=2"), (0, 1, 2, 3)),
+        (("sglang.tp_size=2", "sglang.extra.base_gpu_id=2"), (2, 3)),
+    ],
+)
+def test_sglang_reports_the_gpus_it_was_started_on(
+    fake_sglang, overrides: tuple[str, ...], devices: tuple[int, ...]
+) -> None:
+    backend = SglangBackend(spec("sglang", *overrides))
+    backend.start()
+    try:
+        assert backend.info().cuda_devices == devices
+        demand = engine_demand(backend.spec.config, "sglang")
+        assert demand is not None and demand.cuda_devices == devices  # the early check agrees
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "devices"),
+    [
+        (("sharding.strategy=tensor_parallel", "sharding.num_devices=2"), (0, 1)),
+        (("tensorrt.tensor_parallel_size=2", "tensorrt.pipeline_parallel_size=2"), (0, 1, 2, 3)),
+    ],
+)
+def test_tensorrt_reports_the_gpus_it_was_started_on(
+    fake_trt, overrides: tuple[str, ...], devices: tuple[int, ...]
+) -> None:
+    fake_trt()
+    backend = TensorrtBackend(spec("tensorrt", *overrides))
+    backend.start()
+    try:
+        (llm,) = FakeLLM.instances
+        world = llm.kwargs.get("tensor_parallel_size", 1) * llm.kwargs.get(
+            "pipeline_parallel_size", 1
+        )
+        assert world == len(devices)  # what the engine was given
+        assert backend.info().cuda_devices == devices
+        demand = engine_demand(backend.spec.config, "tensorrt")
+        assert demand is not None and demand.cuda_devices == devices
+    finally:
+        backend.close()

@@ -5,7 +5,7 @@ during start-up; ``never``: /health answers 503 forever; ``hang``: completion re
 end (``--hang-after N``: those after the first N). Only streamed completion requests (the
 benchmark's) count; others (the quality probe's) get HTTP 500 at once. It also starts a child
 process (as an engine starts workers) and logs the child's pid, so tests can check the whole group
-is stopped.
+is stopped, and logs the NCCL_NVLS_ENABLE it was started with.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     print(f"child pid {child.pid}", flush=True)
+    print(f"NCCL_NVLS_ENABLE={os.environ.get('NCCL_NVLS_ENABLE', '<unset>')}", flush=True)
     if args.mode == "crash":
         print("RuntimeError: simulated start-up failure (out of memory)", flush=True)
         sys.exit(1)

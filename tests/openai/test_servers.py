@@ -17,6 +17,7 @@ import yaml
 
 from pytest_llmbench.backends.openai import servers
 from pytest_llmbench.backends.openai.servers import (
+    SERVER_KINDS,
     ManagedServer,
     build_command,
     engine_flags,
@@ -158,10 +159,21 @@ def test_default_config_passes_no_vllm_flags(tmp_path: Path) -> None:
 
 
 def test_vllm_cpu_server_gets_a_bounded_kv_cache_unless_set() -> None:
-    assert server_env("vllm", "cpu", {}) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
-    assert server_env("vllm", "cpu", {"VLLM_CPU_KVCACHE_SPACE": "4"}) == {}
-    assert server_env("vllm", "cuda", {}) == {}
-    assert server_env("sglang", "cpu", {}) == {}
+    user = {"NCCL_NVLS_ENABLE": "1"}  # the engine-wide default is tested below
+    assert server_env("vllm", "cpu", user) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert server_env("vllm", "cpu", {**user, "VLLM_CPU_KVCACHE_SPACE": "4"}) == {}
+    assert server_env("vllm", "cuda", user) == {}
+    assert server_env("sglang", "cpu", user) == {}
+
+
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_every_managed_server_keeps_nvlink_multicast_off_unless_the_user_set_it(
+    kind: str, device: str
+) -> None:
+    assert server_env(kind, device, {})["NCCL_NVLS_ENABLE"] == "0"
+    for users in ("1", "0", ""):  # whatever the user exported is inherited, never replaced
+        assert "NCCL_NVLS_ENABLE" not in server_env(kind, device, {"NCCL_NVLS_ENABLE": users})
 
 
 @pytest.mark.skipif(
@@ -277,6 +289,29 @@ def test_server_dying_mid_run_fails_the_request_with_its_log(
     error = str(failed.value)
     assert "the vllm server died" in error and "exit status 3" in error
     assert "fatal: simulated engine crash" in error
+
+
+@pytest.mark.parametrize("exported", [None, "1"])
+def test_the_server_process_runs_with_nvlink_multicast_off_unless_the_user_exported_it(
+    stand_in: None, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, exported: str | None
+) -> None:
+    from openai_fakes import make_backend
+
+    if exported is None:
+        monkeypatch.delenv("NCCL_NVLS_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("NCCL_NVLS_ENABLE", exported)
+    backend = make_backend(tiny_model, startup_timeout_s=30)
+    backend.start()
+    try:
+        info = backend.info()
+        assert backend._server is not None and backend._server.log_path is not None
+        log = backend._server.log_path.read_text()
+    finally:
+        backend.close()
+    expected = "0" if exported is None else exported
+    assert f"NCCL_NVLS_ENABLE={expected}" in log.splitlines()  # what the process itself saw
+    assert json.loads(info.details["engine_env"]) == {"NCCL_NVLS_ENABLE": expected}
 
 
 def test_a_missing_server_program_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

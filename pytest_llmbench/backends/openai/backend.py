@@ -161,13 +161,21 @@ class OpenAIBackend(Backend):
                 "timed; TPOT = (e2e - TTFT) / (output tokens - 1) still holds"
             )
         managed = self.options.server_url is None
-        tp = self.spec.config.sharding.num_devices if managed else 0
+        gpus: tuple[int, ...] = ()
+        if managed and self.spec.device == "cuda":
+            from pytest_llmbench.backends.parallel import engine_demand
+
+            # The config's parallel sizes, as engine_flags passed them (not --llm-server-arg's).
+            demand = engine_demand(self.spec.config, self.name, server=self.options.server)
+            gpus = (0,) if demand is None else demand.cuda_devices
+        if self._server is not None:
+            details["engine_env"] = json.dumps(self._server.engine_env(), sort_keys=True)
         return EngineInfo(
             backend=self.name,
             version=self._version,
             model=self._model or self.spec.model_path,
             device=self.spec.device if managed else "remote",
-            cuda_devices=tuple(range(tp)) if managed and self.spec.device == "cuda" else (),
+            cuda_devices=gpus,
             details=details,
         )
 

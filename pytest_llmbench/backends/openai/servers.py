@@ -153,13 +153,17 @@ def text_prompts(kind: str) -> bool:
 
 
 def server_env(kind: str, device: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment added for a managed server: vLLM's CPU defaults, unless already set."""
+    """Environment added for a managed server, unless already set: every engine process's
+    defaults (``backends/engine_env.py``: NVLink multicast off) and vLLM's CPU defaults."""
+    from pytest_llmbench.backends.engine_env import missing_engine_env
+
     environ = os.environ if environ is None else environ
+    added = missing_engine_env(environ)
     if kind == "vllm" and device == "cpu":
         from pytest_llmbench.backends.vllm.args import CPU_ENV_DEFAULTS
 
-        return {k: v for k, v in CPU_ENV_DEFAULTS.items() if k not in environ}
-    return {}
+        added.update({k: v for k, v in CPU_ENV_DEFAULTS.items() if k not in environ})
+    return added
 
 
 def build_command(
@@ -280,6 +284,13 @@ class ManagedServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def engine_env(self) -> dict[str, str]:
+        """The engine-wide variables (``backends/engine_env.py``) as the server process has them."""
+        from pytest_llmbench.backends.engine_env import ENGINE_ENV_DEFAULTS
+
+        merged = {**os.environ, **self.env}
+        return {k: merged[k] for k in ENGINE_ENV_DEFAULTS if k in merged}
 
     def command(self) -> list[str]:
         return build_command(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.backends.base import (
@@ -21,7 +21,7 @@ from pytest_llmbench.backends.pytorch.cache import StaticCaches, cuda_graph_stat
 from pytest_llmbench.backends.pytorch.overhead import compare_generate
 from pytest_llmbench.backends.pytorch.timing import StepClock
 from pytest_llmbench.backends.registry import install_hint
-from pytest_llmbench.errors import BackendUnavailable, UnsupportedParameter
+from pytest_llmbench.errors import BackendUnavailable, ConfigError, UnsupportedParameter
 
 if TYPE_CHECKING:
     pass
@@ -133,6 +133,12 @@ class PytorchBackend(Backend):
                 kwargs["max_memory"] = {
                     _device_key(k): v for k, v in cfg.pytorch.max_memory.items()
                 }
+            elif self.spec.device == "cuda":
+                from accelerate.utils import get_max_memory
+
+                kwargs["max_memory"] = sharded_max_memory(
+                    get_max_memory(), cfg.sharding.num_devices
+                )
         if engine.get("load_in_4bit") or engine.get("load_in_8bit"):
             kwargs["quantization_config"] = self._bnb_config(engine)
             kwargs.setdefault("device_map", {"": 0})
@@ -436,7 +442,7 @@ class PytorchBackend(Backend):
             details["token_timing"] = self._timing
         devices: tuple[int, ...] = ()
         if self.spec.device == "cuda" and self._model is not None:
-            devices = tuple(sorted({p.device.index or 0 for p in self._model.parameters()}))
+            devices = cuda_ordinals(p.device for p in self._model.parameters())
         return EngineInfo(
             backend=self.name,
             version=transformers.__version__,
@@ -467,6 +473,31 @@ def _generated_length(row: list[int], eos: int | None, min_tokens: int) -> int:
         if row[i] == eos:
             return i + 1
     return len(row)
+
+
+def sharded_max_memory(free: Mapping[int | str, int], num_devices: int) -> dict[int | str, int]:
+    """``max_memory`` for ``device_map="auto"`` on the first ``num_devices`` GPUs.
+
+    Alone, ``device_map="auto"`` spreads the model over every GPU CUDA sees; leaving the other
+    GPUs out of ``max_memory`` keeps it on ``sharding.num_devices`` of them (the CPU keeps its
+    entry: what does not fit is offloaded, as without the limit). ``free``: accelerate's
+    ``get_max_memory()`` (bytes per CUDA ordinal, and ``"cpu"``). ConfigError naming
+    ``sharding.num_devices`` when fewer GPUs are visible.
+    """
+    gpus = sorted(k for k in free if isinstance(k, int))
+    if len(gpus) < num_devices:
+        raise ConfigError(
+            "sharding.num_devices",
+            f"{num_devices} GPUs asked for but CUDA sees {len(gpus)}; lower it or make more "
+            "GPUs visible (CUDA_VISIBLE_DEVICES)",
+        )
+    return {k: v for k, v in free.items() if not isinstance(k, int) or k in gpus[:num_devices]}
+
+
+def cuda_ordinals(devices: Iterable[Any]) -> tuple[int, ...]:
+    """The CUDA ordinals among ``devices`` (``torch.device`` of each parameter); parameters
+    offloaded to the CPU or disk (``device_map``) are on no GPU and count for none."""
+    return tuple(sorted({d.index or 0 for d in devices if d.type == "cuda"}))
 
 
 def _device_key(key: str) -> int | str:

@@ -147,16 +147,16 @@ class SglangBackend(Backend):
             version = str(getattr(sglang, "__version__", "unknown"))
         except ImportError:
             pass
+        from pytest_llmbench.backends.parallel import sglang_demand
+
         kw = self._kwargs or self.engine_kwargs()
-        gpus = kw.get("tp_size", 1) * kw.get("pp_size", 1) * kw.get("dp_size", 1)
-        base = int(kw.get("base_gpu_id", 0))
         details = {k: str(v) for k, v in kw.items() if k != "model_path"}
         return EngineInfo(
             backend=self.name,
             version=version,
             model=self.spec.model_path,
             device=self.spec.device,
-            cuda_devices=tuple(range(base, base + gpus)),
+            cuda_devices=sglang_demand(kw).cuda_devices,
             details=details,
         )
 

@@ -181,9 +181,10 @@ class TensorrtBackend(Backend):
             version = str(getattr(tensorrt_llm, "__version__", "unknown"))
         except ImportError:
             pass
+        from pytest_llmbench.backends.parallel import tensorrt_demand
+
         plan = self._plan or self.plan()
         kw = plan.kwargs
-        gpus = kw.get("tensor_parallel_size", 1) * kw.get("pipeline_parallel_size", 1)
         details = {k: str(v) for k, v in kw.items() if k not in ("model", "tokenizer")}
         details["llm_backend"] = plan.llm_backend or "release default"
         return EngineInfo(
@@ -191,7 +192,7 @@ class TensorrtBackend(Backend):
             version=version,
             model=self.spec.model_path,
             device=self.spec.device,
-            cuda_devices=tuple(range(gpus)),
+            cuda_devices=tensorrt_demand(kw).cuda_devices,
             details=details,
         )
 

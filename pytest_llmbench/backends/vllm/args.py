@@ -141,6 +141,8 @@ def build_vllm_args(
     b.sources["ignore_eos"] = "min_output_tokens"
 
     engine_hints = dict(translation.engine)
+    # sharding.strategy -> {"tensor_parallel_size": n} or {"pipeline_parallel_size": n}
+    parallel: dict[str, int] = engine_hints.pop("parallel", None) or {}
     # The vllm: section is more specific than a universal hint: it wins, with a note.
     for key, vllm_key, hint_key in (
         ("max_num_seqs", "max_num_seqs", "batching.batch_size"),
@@ -150,7 +152,7 @@ def build_vllm_args(
             engine_hints.pop(key)
             b.notes.append(f"vllm.{vllm_key} overrides the hint from {hint_key}")
     if v.tensor_parallel_size is not None:
-        tp_hint = engine_hints.pop("tensor_parallel_size", 1)
+        tp_hint = parallel.pop("tensor_parallel_size", 1)
         if config.sharding.strategy == "tensor_parallel" and tp_hint != v.tensor_parallel_size:
             raise ConfigError(
                 "vllm.tensor_parallel_size",
@@ -177,6 +179,8 @@ def build_vllm_args(
         if key in _ENGINE_NEUTRAL and value == _ENGINE_NEUTRAL[key]:
             continue
         b.put(b.engine, key, value, universal.get(key, key))
+    for key, value in parallel.items():
+        b.put(b.engine, key, value, "sharding.strategy")
 
     # -- the vllm: section, plain renames ----------------------------------------------------------
     plain = {

@@ -441,13 +441,15 @@ class VllmBackend(Backend):
             details["env"] = json.dumps(self._env, sort_keys=True)
         if self._args is not None and self._args.notes:
             details["notes"] = "; ".join(self._args.notes)
-        tp = int(self._engine_kwargs.get("tensor_parallel_size", 1))
+        from pytest_llmbench.backends.parallel import vllm_demand
+
+        gpus = vllm_demand(self._engine_kwargs).cuda_devices
         return EngineInfo(
             backend=self.name,
             version=installed.version,
             model=self.spec.model_path,
             device=self.spec.device,
-            cuda_devices=tuple(range(tp)) if self.spec.device == "cuda" else (),
+            cuda_devices=gpus if self.spec.device == "cuda" else (),
             details=details,
         )
 
