@@ -112,43 +112,25 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return
-    from pytest_llmbench.workers import DEST, early_gpus_per_worker, nvml_device_count, pin_early
+    from pytest_llmbench.workers import DEST, pin_current_worker_early
 
-    try:
-        per_worker = early_gpus_per_worker(
-            getattr(early_config.known_args_namespace, DEST, None), early_config.getini(DEST)
-        )
-    except ConfigError:
-        return  # pytest_configure reports it
-    if per_worker:
-        pin = pin_early(os.environ, per_worker, nvml_device_count())
-        if pin is not None:
-            early_config.stash[EARLY_PIN_KEY] = pin
+    cli = getattr(early_config.known_args_namespace, DEST, None)
+    pin = pin_current_worker_early(cli, early_config.getini(DEST))
+    if pin is not None:
+        early_config.stash[EARLY_PIN_KEY] = pin
 
 
 def _pin_or_check_workers(
     config: pytest.Config, workerinput: dict[str, object] | None, per_worker: int | None
 ) -> int | None:
-    """In a worker: keep (or make) its GPU slice. In the controller: check the slices fit, and
-    return the GPUs each worker gets (None without workers or pinning)."""
-    import os
+    from pytest_llmbench.workers import settle_workers
 
-    from pytest_llmbench import workers
-
-    early = config.stash.get(EARLY_PIN_KEY, None)
-    if workerinput is not None and per_worker:
-        if early is None or early.worker_id != workerinput["workerid"]:
-            if early is not None:
-                early.undo(os.environ)
-            workers.pin_current_worker(str(workerinput["workerid"]), per_worker)
-        return None
-    if early is not None:  # not a worker after all: a session started inside one
-        early.undo(os.environ)
-    numprocesses = getattr(config.option, "numprocesses", None)
-    if per_worker and isinstance(numprocesses, int) and numprocesses > 0:
-        workers.check_controller(numprocesses, per_worker)
-        return per_worker
-    return None
+    return settle_workers(
+        config.stash.get(EARLY_PIN_KEY, None),
+        None if workerinput is None else str(workerinput["workerid"]),
+        per_worker,
+        getattr(config.option, "numprocesses", None),
+    )
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

@@ -159,6 +159,43 @@ def check_controller(workers: object, per_worker: int) -> None:
         check_workers(os.environ, workers, per_worker, nvml_device_count())
 
 
+def pin_current_worker_early(cli_value: object, ini_value: object) -> EarlyPin | None:
+    """In ``pytest_load_initial_conftests``: this process's slice, if it is a worker and
+    ``--llm-gpus-per-worker`` is set; a bad value is left for ``pytest_configure`` to report."""
+    try:
+        per_worker = early_gpus_per_worker(cli_value, ini_value)
+    except ConfigError:
+        return None
+    if not per_worker:
+        return None
+    return pin_early(os.environ, per_worker, nvml_device_count())
+
+
+def settle_workers(
+    early: EarlyPin | None, worker_id: str | None, per_worker: int | None, workers: object
+) -> int | None:
+    """At ``pytest_configure``, when pytest knows what this process is (``worker_id``: its
+    xdist id, None in the controller or a plain session; ``workers``: ``-n``).
+
+    A worker keeps its early slice, or takes one now. Anything else gets back the variables an
+    early pin changed (a session started inside a worker inherits ``PYTEST_XDIST_WORKER``); the
+    controller checks that every worker's slice fits and returns the GPUs each worker gets
+    (None without workers or pinning). ConfigError naming ``--llm-gpus-per-worker`` otherwise.
+    """
+    if worker_id is not None and per_worker:
+        if early is None or early.worker_id != worker_id:
+            if early is not None:
+                early.undo(os.environ)
+            pin_current_worker(worker_id, per_worker)
+        return None
+    if early is not None:
+        early.undo(os.environ)
+    if per_worker and isinstance(workers, int) and workers > 0:
+        check_controller(workers, per_worker)
+        return per_worker
+    return None
+
+
 def early_gpus_per_worker(cli_value: object, ini_value: object) -> int | None:
     """``--llm-gpus-per-worker`` before pytest has parsed its options (the command line wins
     over the ini file; unset, empty or 0 mean no pinning)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pytest_llmbench.workers import (
     early_gpus_per_worker,
     pin_early,
     pin_worker,
+    settle_workers,
     visible_devices,
     worker_index,
 )
@@ -102,6 +104,31 @@ def test_an_early_pin_is_undone_exactly() -> None:
     too_far = {"PYTEST_XDIST_WORKER": "gw5"}
     assert pin_early(too_far, 1, count_devices=2) is None  # configure reports it
     assert too_far == {"PYTEST_XDIST_WORKER": "gw5"}
+
+
+def test_a_session_started_inside_a_worker_gets_its_devices_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PYTEST_XDIST_WORKER is inherited by a pytest started from a worker: pinned early, it
+    turns out at configure to be a controller, whose workers must share the whole list."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    early = pin_early(os.environ, 1, count_devices=2)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert settle_workers(early, None, 1, 2) == 1  # two workers of one GPU each: they fit
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_a_worker_keeps_its_early_slice_and_corrects_a_wrong_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    early = pin_early(os.environ, 1, count_devices=2)
+    assert settle_workers(early, "gw1", 1, 2) is None
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # kept, not sliced again
+    assert settle_workers(early, "gw0", 1, 2) is None  # (ids disagree: redo from the list)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 @pytest.mark.parametrize(
