@@ -118,9 +118,11 @@ def run_repetition(
     """One energy window holding one or more passes of the workload; GPU telemetry is read
     just outside the window, so its cost never lands inside."""
     from pytest_llmbench.energy.telemetry import window_telemetry
+    from pytest_llmbench.loadgen import ClientLoad, add_runs
 
     before = telemetry.snapshot() if telemetry is not None else None
     completions: list[Completion] = []
+    loads: tuple[ClientLoad, ...] = ()
     window = meter.start()
     started = clock()
     iterations = 0
@@ -129,6 +131,7 @@ def run_repetition(
             batch = backend.serve(requests, schedule)
             _check(batch, requests, backend.name)
             completions.extend(batch)
+            loads = add_runs(loads, backend.client_load() or ())
             iterations += 1
             if iterations >= max_iterations or window.updates() >= meter.min_updates:
                 break
@@ -139,7 +142,7 @@ def run_repetition(
     if telemetry is not None and before is not None:
         state = window_telemetry(before, telemetry.snapshot())
     return Repetition.from_completions(
-        completions, elapsed, iterations, reading, slo, telemetry=state
+        completions, elapsed, iterations, reading, slo, telemetry=state, client_loads=loads
     )
 
 

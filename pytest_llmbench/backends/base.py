@@ -12,6 +12,7 @@ from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import QualityUnavailable
 
 if TYPE_CHECKING:
+    from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
 
 
@@ -63,6 +64,10 @@ class Completion:
     # How output_tokens was counted when the engine did not count it itself: "usage" (the
     # server's usage block) or "tokenizer" (our re-tokenisation of the returned text).
     output_tokens_source: str | None = None
+    # When the request became due under its schedule: its arrival time, or the moment a slot
+    # freed for it under a concurrency cap; ``start_s - scheduled_s`` is the sender's lag
+    # (pytest_llmbench.loadgen). None where no schedule drove the request.
+    scheduled_s: float | None = None
 
     @property
     def latency_s(self) -> float:
@@ -195,4 +200,9 @@ class Backend(abc.ABC):
     def speculative_counters(self) -> SpeculativeCounters | None:
         """Cumulative speculative-decoding counts since start, or None where the engine does not
         speculate (or cannot say)."""
+        return None
+
+    def client_load(self) -> tuple[ClientLoad, ...] | None:
+        """How hard the last ``serve`` call's client worked, one entry per client process, where
+        the backend is a client of a server (pytest_llmbench.loadgen); None otherwise."""
         return None

@@ -92,6 +92,19 @@ def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[fl
     return [x * 1000 for x in edges_s], fractions, "histogram, 10 bins per decade"
 
 
+def _client_note(result: BenchmarkResult) -> str:
+    """A warning above a result whose load generator was the bottleneck (loadgen)."""
+    why = result.client_bound
+    if why is None:
+        return ""
+    return (
+        f'<p class="worse">{escape(result.test_id)}: <strong>client-bound</strong> '
+        f"({escape(why)}). "
+        "These numbers describe the load generator, not the server; a gate calls its gated "
+        "metrics unmeasured.</p>"
+    )
+
+
 def _latency_section(result: BenchmarkResult) -> str:
     parts = []
     summaries = result.latency_summaries()
@@ -332,6 +345,7 @@ def render(reports: Sequence[Report]) -> str:
             body.append(f"<h3>{_swatch(backend)}Backend {escape(backend)}</h3>")
             body.append(_frontier_section(backend, results))
             for result in results:
+                body.append(_client_note(result))
                 body.append(_latency_section(result))
                 body.append(_power_section(result))
     return (

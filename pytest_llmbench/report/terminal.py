@@ -184,7 +184,8 @@ def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
-    """Warnings about what makes a run unlike the next: throttled GPUs, unsettled warm-up."""
+    """Warnings about what makes a run unlike the next or not a measurement of the engine:
+    throttled GPUs, a client-bound load generator, unsettled warm-up."""
     out = []
     for r in results:
         name = r.test_id.split("::", 1)[-1]
@@ -203,6 +204,11 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             out.append(
                 f"throttled: {name}: {r.throttled_repetitions} of {len(r.repetitions)} "
                 f"repetitions ran with the GPU held back{why}"
+            )
+        if r.client_bound is not None:
+            out.append(
+                f"client-bound: {name}: {r.client_bound}; the numbers describe the load "
+                "generator, not the server (--llm-client-processes spreads it over more cores)"
             )
         warmup = r.warmup or {}
         if warmup.get("passes") and not warmup.get("settled", True):

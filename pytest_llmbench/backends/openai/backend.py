@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import dataclasses
 import json
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import (
@@ -43,17 +42,14 @@ from pytest_llmbench.backends.base import (
     Schedule,
 )
 from pytest_llmbench.backends.openai.options import OpenAIOptions, from_spec_options
-from pytest_llmbench.backends.openai.sse import SSEError, SSEParser, parse_data
 from pytest_llmbench.errors import BackendUnavailable, EngineError, QualityUnavailable
 
 if TYPE_CHECKING:
-    import aiohttp
-
+    from pytest_llmbench.backends.openai.client import ClientPlan, Prepared
     from pytest_llmbench.backends.openai.quality import ServerClient
     from pytest_llmbench.backends.openai.servers import ManagedServer
+    from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
-
-T = TypeVar("T")
 
 # vLLM/SGLang sampling extensions, sent only when they change something: a strict
 # OpenAI-protocol server rejects parameters it does not know.
@@ -79,6 +75,7 @@ class OpenAIBackend(Backend):
         self._version = "unknown"
         self._tokenizer: Any = None
         self._counted_by: collections.Counter[str] = collections.Counter()
+        self._client_load: tuple[ClientLoad, ...] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._base_url!r}, model={self._model!r})"
@@ -185,27 +182,49 @@ class OpenAIBackend(Backend):
         bounded = Schedule(schedule.arrival_offsets_s, cap)
         if self.options.endpoint == "chat" and any(r.prompt_text is None for r in requests):
             self._load_tokenizer()
-        completions = _run(self._serve(requests, bounded))
+        prepared = [self._prepare(r) for r in requests]  # off the clock of the schedule
+        completions = self._drive(prepared, bounded)
         if self._server is not None and not self._server.alive():
             # A dead managed server fails the test (requests alone would only count as errors).
             raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
         self._counted_by.clear()  # info() describes the last call, i.e. the result being recorded
-        return [self._count_tokens(c) for c in completions]
+        return [self._finish(c) for c in completions]
 
-    async def _serve(
-        self, requests: Sequence[GenerationRequest], schedule: Schedule
-    ) -> list[Completion]:
-        import aiohttp
+    def _finish(self, completion: Completion) -> Completion:
+        """A completion as the run records it: the error's text scrubbed of the API key; output
+        tokens counted where the server did not."""
+        if completion.error is not None:
+            return dataclasses.replace(completion, error=self._scrub(completion.error))
+        return self._count_tokens(completion)
 
-        from pytest_llmbench.workload.traffic import run_schedule
+    def _plan(self) -> ClientPlan:
+        from pytest_llmbench.backends.openai.client import ClientPlan
 
-        connector = aiohttp.TCPConnector(limit=self.options.max_connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        return ClientPlan(
+            url=self._url(),
+            headers=tuple(self._headers().items()),
+            chat=self.options.endpoint == "chat",
+            timeout_s=self.options.request_timeout_s,
+        )
 
-            async def send(request: GenerationRequest) -> Completion:
-                return await self._send(session, request)
+    def _prepare(self, request: GenerationRequest) -> Prepared:
+        from pytest_llmbench.backends.openai.client import Prepared
 
-            return await run_schedule(schedule, requests, send)
+        body = json.dumps(self.payload(request), separators=(",", ":")).encode()
+        return Prepared(request.request_id, body, request.input_tokens, request.max_output_tokens)
+
+    def _drive(self, prepared: Sequence[Prepared], schedule: Schedule) -> list[Completion]:
+        """The run, in this process; what it cost the client is kept for client_load()."""
+        from pytest_llmbench.backends.openai.client import drive, run_loop
+
+        completions, load = run_loop(
+            drive(self._plan(), prepared, schedule, on_connection_error=self._await_server_exit)
+        )
+        self._client_load = (load,)
+        return completions
+
+    def client_load(self) -> tuple[ClientLoad, ...] | None:
+        return self._client_load
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -247,81 +266,6 @@ class OpenAIBackend(Backend):
     def _url(self) -> str:
         path = "/v1/chat/completions" if self.options.endpoint == "chat" else "/v1/completions"
         return f"{self._base_url}{path}"
-
-    async def _send(self, session: aiohttp.ClientSession, request: GenerationRequest) -> Completion:
-        import aiohttp
-
-        chat = self.options.endpoint == "chat"
-        timeout = aiohttp.ClientTimeout(total=self.options.request_timeout_s)
-        headers = self._headers()
-        body = json.dumps(self.payload(request))
-        times: list[float] = []
-        texts: list[str] = []
-        prompt_tokens: int | None = None
-        completion_tokens: int | None = None
-        finish_reason: str | None = None
-        finished = done = False
-        error: str | None = None
-        start = time.perf_counter()
-        try:
-            async with session.post(
-                self._url(), data=body, headers=headers, timeout=timeout
-            ) as resp:
-                if resp.status != 200:
-                    detail = (await resp.text())[:300]
-                    error = f"HTTP {resp.status} {resp.reason}: {detail}"
-                else:
-                    parser = SSEParser()
-                    async for chunk in resp.content.iter_any():
-                        now = time.perf_counter()
-                        for event in parser.feed(chunk):
-                            delta = parse_data(event.data, chat)
-                            if delta.done:
-                                done = True
-                                continue
-                            if delta.is_token:
-                                times.append(now)
-                                texts.append(delta.text)
-                            finished = finished or delta.finish_reason is not None
-                            if delta.completion_tokens is not None:
-                                completion_tokens = delta.completion_tokens
-                            if delta.prompt_tokens is not None:
-                                prompt_tokens = delta.prompt_tokens
-                            finish_reason = delta.finish_reason or finish_reason
-                    for event in parser.close():
-                        done = done or parse_data(event.data, chat).done
-        except asyncio.TimeoutError:
-            error = f"timeout: no complete response within {self.options.request_timeout_s:g} s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            await self._await_server_exit()
-        except SSEError as exc:
-            error = str(exc)
-        end = time.perf_counter()
-        if error is None and not times:
-            error = "the stream carried no output tokens"
-        elif error is None and not (done or finished):
-            error = "the stream ended early (no [DONE] and no finish_reason)"
-        source = "usage"
-        if completion_tokens is None and finish_reason == "length":
-            # No usage block (llama-cpp-python's server): "length" is the server saying it
-            # stopped at max_tokens, which counts them exactly where re-tokenising text cannot.
-            completion_tokens, source = request.max_output_tokens, "finish_reason=length"
-        usage_ok = completion_tokens is not None and error is None
-        if error is not None and self._server is not None and not self._server.alive():
-            error = self._server.failure(f"{error}; the {self._server.kind} server died")
-        return Completion(
-            request_id=request.request_id,
-            input_tokens=prompt_tokens if prompt_tokens is not None else request.input_tokens,
-            output_tokens=completion_tokens if usage_ok and completion_tokens is not None else 0,
-            start_s=start,
-            end_s=end,
-            first_token_s=times[0] if times else None,
-            token_times_s=tuple(times),
-            text="".join(texts),
-            error=self._scrub(error),
-            output_tokens_source=source if usage_ok else None,
-        )
 
     async def _await_server_exit(self, wait_s: float = 1.0) -> None:
         """After a connection error, give a dying managed server time to be seen as dead.
@@ -430,13 +374,3 @@ class OpenAIBackend(Backend):
         if not isinstance(data, dict):
             raise EngineError(f"GET {url}: expected a JSON object")
         return data
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code, even inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
