@@ -46,6 +46,7 @@ from pytest_llmbench.errors import BackendUnavailable, EngineError, QualityUnava
 
 if TYPE_CHECKING:
     from pytest_llmbench.backends.openai.client import ClientPlan, Prepared
+    from pytest_llmbench.backends.openai.processes import ClientProcesses
     from pytest_llmbench.backends.openai.quality import ServerClient
     from pytest_llmbench.backends.openai.servers import ManagedServer
     from pytest_llmbench.loadgen import ClientLoad
@@ -76,6 +77,7 @@ class OpenAIBackend(Backend):
         self._tokenizer: Any = None
         self._counted_by: collections.Counter[str] = collections.Counter()
         self._client_load: tuple[ClientLoad, ...] | None = None
+        self._processes: ClientProcesses | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._base_url!r}, model={self._model!r})"
@@ -134,6 +136,9 @@ class OpenAIBackend(Backend):
             self._version = "unknown"  # not every server has /version
 
     def close(self) -> None:
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -145,6 +150,7 @@ class OpenAIBackend(Backend):
             "endpoint": self.options.endpoint,
             "inter_token_latency": "between SSE data events carrying output (may hold >1 token)",
             "output_tokens_counted_by": self._counted_by_summary(),
+            "client_processes": str(self.client_processes()),
         }
         managed = self.options.server_url is None
         tp = self.spec.config.sharding.num_devices if managed else 0
@@ -214,14 +220,37 @@ class OpenAIBackend(Backend):
         return Prepared(request.request_id, body, request.input_tokens, request.max_output_tokens)
 
     def _drive(self, prepared: Sequence[Prepared], schedule: Schedule) -> list[Completion]:
-        """The run, in this process; what it cost the client is kept for client_load()."""
+        """The run, in this process or over the client processes; what it cost the client is
+        kept for client_load()."""
         from pytest_llmbench.backends.openai.client import drive, run_loop
 
+        processes = self.client_processes()
+        if processes > 1:
+            from pytest_llmbench.backends.openai.processes import ClientProcesses
+
+            if self._processes is None or not self._processes.alive:
+                self._processes = ClientProcesses(processes)
+            completions, loads = self._processes.run(self._plan(), prepared, schedule)
+            self._client_load = loads
+            return completions
         completions, load = run_loop(
             drive(self._plan(), prepared, schedule, on_connection_error=self._await_server_exit)
         )
         self._client_load = (load,)
         return completions
+
+    def client_processes(self) -> int:
+        """How many client processes share a schedule (``--llm-client-processes``, resolved)."""
+        wanted = self.options.client_processes
+        if wanted != "auto":
+            return wanted
+        from urllib.parse import urlsplit
+
+        from pytest_llmbench.backends.openai.processes import auto_processes
+
+        host = urlsplit(self._base_url or "").hostname or ""
+        local = self._server is not None or host in ("localhost", "::1") or host.startswith("127.")
+        return auto_processes(local)
 
     def client_load(self) -> tuple[ClientLoad, ...] | None:
         return self._client_load
