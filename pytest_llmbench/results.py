@@ -359,6 +359,8 @@ class BenchmarkResult:
     quality: dict[str, Any] | None = None
     # speculative decoding counts over this result's call (pytest_llmbench.speculative)
     speculative: dict[str, Any] | None = None
+    # a multi-turn result (pytest_llmbench.multiturn): mode, turn index, per-turn statistics
+    conversation: dict[str, Any] | None = None
     # Latencies of all repetitions pooled, by LATENCY_FIELDS name: computed from the samples when
     # every repetition kept them; else as given (exact percentiles from measurement time), else
     # what the repetitions' summaries tell (no percentiles). See latency_summaries().
@@ -401,7 +403,7 @@ class BenchmarkResult:
             raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
         set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
-        for name in ("quality", "speculative"):
+        for name in ("quality", "speculative", "conversation"):
             value = getattr(self, name)
             if value is not None:
                 value = plain_json(value, name)
@@ -549,7 +551,7 @@ class BenchmarkResult:
             for f in self.__dataclass_fields__
             if f not in ("repetitions", "pooled_latency")
         }
-        for name in ("quality", "speculative"):  # optional sections: absent rather than null
+        for name in ("quality", "speculative", "conversation"):  # optional: absent, not null
             if data[name] is None:
                 del data[name]
         data["repetitions"] = [r.to_dict() for r in self.repetitions]

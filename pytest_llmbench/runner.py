@@ -114,9 +114,11 @@ def run_repetition(
     clock: Callable[[], float] = time.perf_counter,
     slo: SLO | None = None,
     telemetry: Telemetry | None = None,
+    keep: list[Completion] | None = None,
 ) -> Repetition:
     """One energy window holding one or more passes of the workload; GPU telemetry is read
-    just outside the window, so its cost never lands inside."""
+    just outside the window, so its cost never lands inside. ``keep`` receives the window's
+    completions (a multi-turn run builds the next turn from them)."""
     from pytest_llmbench.energy.telemetry import window_telemetry
     from pytest_llmbench.loadgen import ClientLoad, add_runs
 
@@ -141,6 +143,8 @@ def run_repetition(
     state = None
     if telemetry is not None and before is not None:
         state = window_telemetry(before, telemetry.snapshot())
+    if keep is not None:
+        keep.extend(completions)
     return Repetition.from_completions(
         completions, elapsed, iterations, reading, slo, telemetry=state, client_loads=loads
     )

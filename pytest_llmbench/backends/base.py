@@ -26,6 +26,9 @@ class Capabilities:
     logits: bool = False  # log-probabilities of a given prompt + response
     own_process: bool = False  # manages CUDA itself: never share a process with another engine
     timed_arrivals: bool = False  # accepts requests over time (Poisson, fixed concurrency)
+    sessions: bool = (
+        False  # runs free multi-turn conversations (converse(); pytest_llmbench.multiturn)
+    )
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class GenerationRequest:
     max_output_tokens: int
     min_output_tokens: int
     prompt_text: str | None = None  # for text-only protocols; decodes to the same ids
+    # The conversation so far as (role, content) pairs, last a user message, for chat
+    # endpoints (workload/conversations.py); None: the prompt is one user message
+    messages: tuple[tuple[str, str], ...] | None = None
 
     @property
     def input_tokens(self) -> int:

@@ -100,6 +100,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
             lines.append(f"energy: unavailable ({reason})")
         lines += _quality_lines(group)
         lines += _speculative_lines(group)
+        lines += _conversation_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
@@ -141,6 +142,27 @@ def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             f"mean accepted length {spec.get('mean_accepted_length'):.2f}, "
             f"{spec.get('draft_tokens_per_step'):.2f} draft tokens per step"
         )
+    return out
+
+
+def _conversation_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """Per-turn latencies of free-running sessions (lockstep turns have a row each)."""
+    out = []
+    for r in results:
+        section = r.conversation or {}
+        if section.get("mode") != "sessions":
+            continue
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"per turn, {name} (joules are not split by turn: sessions overlap)")
+        for row in section.get("per_turn") or []:
+            prompt = row.get("input_tokens_mean")
+            out.append(
+                f"  turn {row.get('turn')}: {row.get('requests')} requests, "
+                f"{row.get('errors')} errors, prompt "
+                f"{'-' if prompt is None else f'{prompt:.1f}'} tok, "
+                f"TTFT p50 {_fmt(row.get('ttft_s_p50'), 1000)} ms, "
+                f"E2E p50 {_fmt(row.get('e2e_latency_s_p50'), 1000)} ms"
+            )
     return out
 
 
@@ -220,8 +242,14 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
 
 
 def workload_label(workload: object) -> str:
-    """``PROMPTSxINPUT->OUTPUT``; ``?`` for a part a (hand-edited) report lacks."""
+    """``PROMPTSxINPUT->OUTPUT``, or ``N conv x T turns`` / ``N conv, turn t/T`` for
+    conversations; ``?`` for a part a (hand-edited) report lacks."""
     w = workload if isinstance(workload, dict) else {}
+    if "num_conversations" in w:  # multi-turn (workload/conversations.py)
+        head = f"{w.get('num_conversations', '?')} conv"
+        if "turn" in w:
+            return f"{head}, turn {w['turn']}/{w.get('turns', '?')}"
+        return f"{head} x {w.get('turns', '?')} turns"
     return (
         f"{w.get('num_prompts', '?')}x{w.get('input_tokens', '?')}->{w.get('output_tokens', '?')}"
     )

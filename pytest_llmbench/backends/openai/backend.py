@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from pytest_llmbench.backends.openai.servers import ManagedServer
     from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
+    from pytest_llmbench.workload.conversations import Conversation, ConversationSpec
+    from pytest_llmbench.workload.prompts import Tokenizer
 
 # vLLM/SGLang sampling extensions, sent only when they change something: a strict
 # OpenAI-protocol server rejects parameters it does not know.
@@ -63,7 +65,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     extra = "openai"
     capabilities = Capabilities(
-        streaming=True, own_batching=True, timed_arrivals=True, own_process=False
+        streaming=True, own_batching=True, timed_arrivals=True, own_process=False, sessions=True
     )
 
     def __init__(self, spec: BackendSpec) -> None:
@@ -239,6 +241,83 @@ class OpenAIBackend(Backend):
         self._client_load = (load,)
         return completions
 
+    def converse(
+        self, spec: ConversationSpec, conversations: Sequence[Conversation], max_active: int
+    ) -> list[Completion]:
+        """Free-running conversations (pytest_llmbench.multiturn): each sends its next turn
+        when the previous answer has arrived and its think time has passed; at most
+        ``max_active`` are open at once, each holding its connection for all its turns. One
+        client process. A turn's ``scheduled_s`` is when it became due (the answer's arrival
+        plus the think time), so the client's lag is measured as for any schedule."""
+        from pytest_llmbench.backends.openai.client import run_loop
+        from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+        if self._base_url is None or self._model is None:
+            raise EngineError("OpenAIBackend.converse() called before start()")
+        tokenizer = load_tokenizer(self.spec.model_path)
+        self._counted_by.clear()
+        completions, load = run_loop(self._converse(spec, conversations, max_active, tokenizer))
+        self._client_load = (load,)
+        if self._server is not None and not self._server.alive():
+            raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
+        return completions
+
+    async def _converse(
+        self,
+        spec: ConversationSpec,
+        conversations: Sequence[Conversation],
+        max_active: int,
+        tokenizer: Tokenizer,
+    ) -> tuple[list[Completion], ClientLoad]:
+        import aiohttp
+        from yarl import URL
+
+        from pytest_llmbench.backends.openai.client import new_session, send_one
+        from pytest_llmbench.loadgen import LoopMonitor
+        from pytest_llmbench.workload.conversations import (
+            History,
+            not_sent,
+            record_turn,
+            turn_request,
+        )
+
+        plan = self._plan()
+        timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+        url = URL(plan.url)
+        slots = asyncio.Semaphore(max_active)
+        out: list[Completion] = []
+        monitor = LoopMonitor()
+
+        async def play(conversation: Conversation) -> None:
+            async with slots:
+                history = History()
+                due = time.perf_counter()
+                for turn in range(spec.turns):
+                    request = turn_request(spec, conversation, turn, history)
+                    if history.failed is not None:
+                        out.append(not_sent(request, history.failed, time.perf_counter()))
+                        continue
+                    think = conversation.think_s[turn]
+                    if think:
+                        due += think
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    sent = await send_one(
+                        session, url, plan, self._prepare(request), timeout,
+                        self._await_server_exit,
+                    )  # fmt: skip
+                    completion = dataclasses.replace(self._finish(sent), scheduled_s=due)
+                    record_turn(conversation, turn, history, completion, tokenizer)
+                    out.append(completion)
+                    due = completion.end_s
+
+        async with new_session(plan, max_active) as session:
+            monitor.start()
+            try:
+                await asyncio.gather(*(play(c) for c in conversations))
+            finally:
+                load = await monitor.stop()
+        return out, load
+
     def client_processes(self) -> int:
         """How many client processes share a schedule (``--llm-client-processes``, resolved)."""
         wanted = self.options.client_processes
@@ -265,7 +344,9 @@ class OpenAIBackend(Backend):
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The JSON body for ``request`` (sampling from the compat translation)."""
         body: dict[str, Any] = {"model": self._model}
-        if self.options.endpoint == "chat":
+        if self.options.endpoint == "chat" and request.messages is not None:
+            body["messages"] = [{"role": role, "content": text} for role, text in request.messages]
+        elif self.options.endpoint == "chat":
             text = request.prompt_text
             if text is None:
                 text = str(self._tokenizer.decode(list(request.prompt_token_ids)))

@@ -151,18 +151,10 @@ async def drive(
     from pytest_llmbench.workload.traffic import run_schedule
 
     limit = schedule.max_concurrency or max(1, len(requests))
-    connector = aiohttp.TCPConnector(limit=limit)
     timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
     url = URL(plan.url)
     monitor = LoopMonitor()
-    async with aiohttp.ClientSession(
-        connector=connector,
-        headers=dict(plan.headers),
-        auto_decompress=False,
-        # aiohttp's default 64 KiB read buffer pauses a connection whose stream outruns it,
-        # which holds back the server's sends at long contexts (vLLM issue 39963).
-        read_bufsize=4 * 2**20,
-    ) as session:
+    async with new_session(plan, limit) as session:
 
         async def send(request: Prepared) -> Completion:
             return await send_one(session, url, plan, request, timeout, on_connection_error)
@@ -173,6 +165,20 @@ async def drive(
         finally:
             load = await monitor.stop()
     return completions, load
+
+
+def new_session(plan: ClientPlan, limit: int) -> aiohttp.ClientSession:
+    """A session of at most ``limit`` connections, with the plan's headers on every request."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit),
+        headers=dict(plan.headers),
+        auto_decompress=False,
+        # aiohttp's default 64 KiB read buffer pauses a connection whose stream outruns it,
+        # which holds back the server's sends at long contexts (vLLM issue 39963).
+        read_bufsize=4 * 2**20,
+    )
 
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
