@@ -254,6 +254,99 @@ class LLMBench:
             self._keep(result)
         return results
 
+    def peak_goodput(
+        self,
+        workload: Workload | None = None,
+        *,
+        over: str = "rate",
+        start: float = 1.0,
+        max_load: float | None = None,
+        tolerance: float = 0.1,
+        max_steps: int = 10,
+        attainment: float | None = None,
+        label: str | None = None,
+        **overrides: Any,
+    ) -> BenchmarkResult:
+        """Search the highest request rate (Poisson arrivals, one seed for every rate) or
+        concurrency that still meets ``--llm-slo`` (``pytest_llmbench.search``); record and
+        return one result: the peak load's repetitions, the ``search`` section (every load
+        tried, its attainment and goodput) and the gateable ``peak_goodput``. ``attainment``
+        defaults to ``--llm-slo-attainment``."""
+        from pytest_llmbench.search import SearchSettings, search
+        from pytest_llmbench.workload.traffic import gamma_offsets
+
+        check_keywords("llm_bench.peak_goodput()", overrides, WORKLOAD_FIELDS)
+        slo = self._session.options.slo
+        if slo is None:
+            raise ConfigError(
+                "--llm-slo", "a peak-goodput search needs an SLO, e.g. --llm-slo ttft:0.5,e2e:5"
+            )
+        backend = self.engine.backend
+        if not backend.capabilities.timed_arrivals:
+            raise ConfigError(
+                "peak_goodput",
+                f"{backend.name} does not accept timed arrivals (rates or concurrency)",
+            )
+        settings = SearchSettings(
+            over=over,  # type: ignore[arg-type]  # checked by SearchSettings
+            start=start,
+            max_load=max_load,
+            tolerance=tolerance,
+            max_steps=max_steps,
+            attainment=self._session.options.slo_attainment if attainment is None else attainment,
+        )
+        if workload is None:
+            workload = self.workload("search", **overrides)
+        elif overrides:
+            workload = dataclasses.replace(workload, **overrides)
+        tokenizer = load_tokenizer(self.engine.spec.model_path)
+        requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
+        run = self._settings()
+        seed = self._session.config.traffic_simulation.seed
+
+        def schedule_at(load: float) -> Schedule:
+            if settings.over == "concurrency":
+                return Schedule(max_concurrency=int(load))
+            return Schedule(gamma_offsets(len(requests), load, 1.0, seed))
+
+        warmed: list[Warmup] = []
+
+        def measure(load: float, count: int) -> list[Repetition]:
+            warm = run.warmup if not warmed else 0  # warm the engine once, at the first load
+            warmup, reps = run_benchmark(
+                backend,
+                requests,
+                schedule_at(load),
+                self.engine.meter,
+                dataclasses.replace(run, repetitions=count, warmup=warm),
+                telemetry=self.engine.telemetry,
+            )
+            warmed.append(warmup)
+            return reps
+
+        self._session.quality(self.engine)
+        spec_before = backend.speculative_counters()
+        started = _now()
+        try:
+            outcome = search(measure, settings, run.repetitions)
+        except EngineError:
+            self._session.discard(self.engine.name)
+            raise
+        chosen = outcome.peak or outcome.lowest
+        test_id = self._test_id if label is None else f"{self._test_id}::{label}"
+        result = self._result(
+            f"{test_id}::peak-goodput",
+            {**workload.describe(), "search_over": settings.over},
+            schedule_at(chosen.load),
+            warmed[0],
+            chosen.repetitions,
+            started,
+            spec_before,
+            search=outcome.to_dict(),
+        )
+        self._keep(result)
+        return result
+
     def _settings(self) -> RunSettings:
         runner = self._session.config.runner
         return RunSettings(
@@ -287,6 +380,7 @@ class LLMBench:
         started: str,
         spec_before: SpeculativeCounters | None,
         conversation: dict[str, Any] | None = None,
+        search: dict[str, Any] | None = None,
     ) -> BenchmarkResult:
         # Details may describe the last run (e.g. how a server's tokens were counted): ask again.
         info = self.engine.backend.info()
@@ -316,6 +410,7 @@ class LLMBench:
             quality=self._session.quality(self.engine).section(),
             speculative=speculative,
             conversation=conversation,
+            search=search,
         )
 
     def _keep(self, result: BenchmarkResult) -> None:

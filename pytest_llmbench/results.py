@@ -203,6 +203,9 @@ class Repetition:
                 else None
             )
             out["energy_per_request"] = e.energy_j / self.requests if self.requests else None
+            out["energy_per_good_request"] = (
+                e.energy_j / self.good_requests if self.good_requests else None
+            )
             out["average_power_w"] = e.average_power_w
         return out
 
@@ -361,6 +364,9 @@ class BenchmarkResult:
     speculative: dict[str, Any] | None = None
     # a multi-turn result (pytest_llmbench.multiturn): mode, turn index, per-turn statistics
     conversation: dict[str, Any] | None = None
+    # a peak-goodput search (pytest_llmbench.search): its curve and peak; the repetitions are
+    # those of the peak load (or of the lowest load tried when none met the SLO)
+    search: dict[str, Any] | None = None
     # Latencies of all repetitions pooled, by LATENCY_FIELDS name: computed from the samples when
     # every repetition kept them; else as given (exact percentiles from measurement time), else
     # what the repetitions' summaries tell (no percentiles). See latency_summaries().
@@ -403,7 +409,7 @@ class BenchmarkResult:
             raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
         set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
-        for name in ("quality", "speculative", "conversation"):
+        for name in ("quality", "speculative", "conversation", "search"):
             value = getattr(self, name)
             if value is not None:
                 value = plain_json(value, name)
@@ -431,10 +437,14 @@ class BenchmarkResult:
         set_(self, "pooled_latency", pooled)
 
     def result_metrics(self) -> dict[str, float | None]:
-        """Metrics measured once per result, not per repetition (deterministic: perplexity)."""
+        """Metrics measured once per result, not per repetition: perplexity (deterministic) and
+        a search's peak goodput."""
         quality = self.quality or {}
         value = quality.get("perplexity")
-        return {"perplexity": float(value) if isinstance(value, (int, float)) else None}
+        out = {"perplexity": float(value) if isinstance(value, (int, float)) else None}
+        peak = (self.search or {}).get("peak_goodput")
+        out["peak_goodput"] = float(peak) if isinstance(peak, (int, float)) else None
+        return out
 
     def without_samples(self) -> BenchmarkResult:
         """This result with latency summaries only (exact percentiles kept): the report's
@@ -551,7 +561,8 @@ class BenchmarkResult:
             for f in self.__dataclass_fields__
             if f not in ("repetitions", "pooled_latency")
         }
-        for name in ("quality", "speculative", "conversation"):  # optional: absent, not null
+        # optional sections: absent rather than null
+        for name in ("quality", "speculative", "conversation", "search"):
             if data[name] is None:
                 del data[name]
         data["repetitions"] = [r.to_dict() for r in self.repetitions]

@@ -101,6 +101,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         lines += _quality_lines(group)
         lines += _speculative_lines(group)
         lines += _conversation_lines(group)
+        lines += _search_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
@@ -142,6 +143,28 @@ def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             f"mean accepted length {spec.get('mean_accepted_length'):.2f}, "
             f"{spec.get('draft_tokens_per_step'):.2f} draft tokens per step"
         )
+    return out
+
+
+def _search_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """A peak-goodput search: its outcome, then every load tried in order."""
+    out = []
+    for r in results:
+        found = r.search
+        if not found:
+            continue
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"peak goodput, {name}: {found.get('outcome')}")
+        unit = "req/s" if found.get("over") == "rate" else "in flight"
+        for point in found.get("points") or []:
+            low, high = point.get("attainment_interval") or (None, None)
+            verdict = "meets" if point.get("meets") else "fails"
+            how = " (by the estimate)" if point.get("decided_by") == "estimate" else ""
+            out.append(
+                f"  {point.get('load'):g} {unit}: attainment {point.get('attainment'):.3f} "
+                f"[{low:.3f}, {high:.3f}] {verdict}{how}, goodput "
+                f"{point.get('goodput'):.4g} req/s ({point.get('repetitions')} reps)"
+            )
     return out
 
 
