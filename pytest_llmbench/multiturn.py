@@ -140,6 +140,9 @@ def run_sessions(
     completions: list[Completion] = []
     for block in blocks[1:]:
         before = telemetry.snapshot() if telemetry is not None else None
+        probe = backend.window_probe()
+        if probe is not None:
+            probe.start()
         window = meter.start()
         started = time.perf_counter()
         try:
@@ -147,14 +150,14 @@ def run_sessions(
         finally:
             elapsed = time.perf_counter() - started
             reading = window.stop()
+            server = probe.stop() if probe is not None else None
         state = None
         if telemetry is not None and before is not None:
             state = window_telemetry(before, telemetry.snapshot())
-        repetitions.append(
-            Repetition.from_completions(
-                done, elapsed, 1, reading, settings.slo, state, backend.client_load()
-            )
+        rep = Repetition.from_completions(
+            done, elapsed, 1, reading, settings.slo, state, backend.client_load()
         )
+        repetitions.append(rep if server is None else dataclasses.replace(rep, server=server))
         completions += done
     return warm, repetitions, completions
 

@@ -70,6 +70,9 @@ class Repetition:
     # How the load generator fared (pytest_llmbench.loadgen.client_summary): schedule lag, CPU
     # share, stalls and the client-bound verdict; None where the backend is not a client
     client: dict[str, Any] | None = None
+    # The server's own account of the window from its /metrics (backends/openai/server_metrics):
+    # queue, prefill and decode times, KV-cache usage, preemptions, prefix-cache hits
+    server: dict[str, Any] | None = None
 
     @property
     def throttled(self) -> bool:
@@ -139,6 +142,11 @@ class Repetition:
             if not isinstance(telemetry, dict) or not isinstance(telemetry.get("gpus", []), list):
                 raise TypeError("telemetry: expected an object with a 'gpus' list")
             set_(self, "telemetry", telemetry)
+        if self.server is not None:
+            server = plain_json(self.server, "server")
+            if not isinstance(server, dict) or not isinstance(server.get("available"), bool):
+                raise TypeError("server: expected an object with a boolean 'available'")
+            set_(self, "server", server)
         if self.client is not None:
             client = plain_json(self.client, "client")
             if not isinstance(client, dict) or not isinstance(client.get("bound"), bool):
@@ -230,6 +238,8 @@ class Repetition:
         }
         if self.client is not None:  # absent rather than null: most backends are no client
             data["client"] = self.client
+        if self.server is not None:
+            data["server"] = self.server
         data["energy"] = energy_to_dict(self.energy)
         data["latency"] = {k: s.to_dict() for k, s in self.summaries.items()}
         if self.samples_kept:
@@ -264,6 +274,7 @@ class Repetition:
             good_requests=data.get("good_requests"),
             telemetry=data.get("telemetry"),
             client=data.get("client"),
+            server=data.get("server"),
             latency=summaries,
             samples_dropped=summaries is not None and "samples" not in data,
         )

@@ -11,6 +11,7 @@ at most ``warmup_max`` passes; the result records how many it took and whether i
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,9 @@ def run_repetition(
     before = telemetry.snapshot() if telemetry is not None else None
     completions: list[Completion] = []
     loads: tuple[ClientLoad, ...] = ()
+    probe = backend.window_probe()
+    if probe is not None:
+        probe.start()  # outside the window, like the telemetry
     window = meter.start()
     started = clock()
     iterations = 0
@@ -140,14 +144,16 @@ def run_repetition(
     finally:
         elapsed = clock() - started
         reading = window.stop()
+        server = probe.stop() if probe is not None else None
     state = None
     if telemetry is not None and before is not None:
         state = window_telemetry(before, telemetry.snapshot())
     if keep is not None:
         keep.extend(completions)
-    return Repetition.from_completions(
+    rep = Repetition.from_completions(
         completions, elapsed, iterations, reading, slo, telemetry=state, client_loads=loads
     )
+    return rep if server is None else dataclasses.replace(rep, server=server)
 
 
 def run_benchmark(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_llmbench.compat import Translation
 from pytest_llmbench.config.schema import ExperimentConfig
@@ -14,6 +14,14 @@ from pytest_llmbench.errors import QualityUnavailable
 if TYPE_CHECKING:
     from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
+
+
+class WindowProbe(Protocol):
+    """Something read just before and just after each energy window (a server's own metrics)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,11 @@ class Backend(abc.ABC):
     def speculative_counters(self) -> SpeculativeCounters | None:
         """Cumulative speculative-decoding counts since start, or None where the engine does not
         speculate (or cannot say)."""
+        return None
+
+    def window_probe(self) -> WindowProbe | None:
+        """What the runner reads around each energy window besides energy: the server's own
+        timings (a managed vLLM/SGLang server's /metrics); None where there is nothing."""
         return None
 
     def client_load(self) -> tuple[ClientLoad, ...] | None:

@@ -102,6 +102,7 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         lines += _speculative_lines(group)
         lines += _conversation_lines(group)
         lines += _search_lines(group)
+        lines += _server_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
@@ -143,6 +144,48 @@ def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             f"mean accepted length {spec.get('mean_accepted_length'):.2f}, "
             f"{spec.get('draft_tokens_per_step'):.2f} draft tokens per step"
         )
+    return out
+
+
+def _server_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """The server's own account of each result's windows (its /metrics), beside ours."""
+    out = []
+    reasons: dict[str, None] = {}
+    for r in results:
+        sections = [rep.server for rep in r.repetitions if rep.server]
+        if not sections:
+            continue
+        good = [s for s in sections if s.get("available")]
+        if not good:
+            reasons.setdefault(str(sections[0].get("reason")))
+            continue
+        parts = []
+        for key, label in (
+            ("queue_time_s", "queue"),
+            ("prefill_time_s", "prefill"),
+            ("decode_time_s", "decode"),
+        ):
+            stats = [s[key] for s in good if isinstance(s.get(key), dict) and s[key]["count"]]
+            count = sum(x["count"] for x in stats)
+            if count:
+                mean = sum(x["count"] * (x["mean"] or 0.0) for x in stats) / count
+                parts.append(f"{label} mean {mean * 1000:.2f} ms")
+        peaks = [
+            s["kv_cache_usage"]["peak"] for s in good if isinstance(s.get("kv_cache_usage"), dict)
+        ]
+        if peaks:
+            parts.append(f"KV cache peak {max(peaks) * 100:.2f}%")
+        preempted = [s["preemptions"] for s in good if isinstance(s.get("preemptions"), float)]
+        if preempted:
+            parts.append(f"preemptions {sum(preempted):g}")
+        hits = [
+            s["prefix_cache_hit_rate"] for s in good if s.get("prefix_cache_hit_rate") is not None
+        ]
+        if hits:
+            parts.append(f"prefix cache hits {sum(hits) / len(hits) * 100:.1f}%")
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"server ({good[0].get('kind')} /metrics), {name}: " + (", ".join(parts) or "-"))
+    out += [f"server metrics: unavailable ({reason})" for reason in reasons]
     return out
 
 

@@ -42,6 +42,7 @@ class FakeState:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     unstreamed: list[dict[str, Any]] = field(default_factory=list)  # non-streamed requests
+    metrics: str | None = None  # the /metrics page (Prometheus text); None: 404
 
 
 def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
@@ -58,6 +59,11 @@ def make_app(state: FakeState) -> web.Application:
 
     async def version(request: web.Request) -> web.Response:
         return web.json_response({"version": "fake-1.0"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        if state.metrics is None:
+            return web.Response(status=404, text="no metrics here")
+        return web.Response(text=state.metrics, content_type="text/plain")
 
     async def complete(request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
@@ -110,6 +116,7 @@ def make_app(state: FakeState) -> web.Application:
     app = web.Application()
     app.router.add_get("/v1/models", models)
     app.router.add_get("/version", version)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
     return app

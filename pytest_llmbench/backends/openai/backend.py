@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pytest_llmbench.backends.openai.client import ClientPlan, Prepared
     from pytest_llmbench.backends.openai.processes import ClientProcesses
     from pytest_llmbench.backends.openai.quality import ServerClient
+    from pytest_llmbench.backends.openai.server_metrics import MetricsProbe
     from pytest_llmbench.backends.openai.servers import ManagedServer
     from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
@@ -80,6 +81,7 @@ class OpenAIBackend(Backend):
         self._counted_by: collections.Counter[str] = collections.Counter()
         self._client_load: tuple[ClientLoad, ...] | None = None
         self._processes: ClientProcesses | None = None
+        self._probe: MetricsProbe | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._base_url!r}, model={self._model!r})"
@@ -136,6 +138,23 @@ class OpenAIBackend(Backend):
             self._version = str(self._get_json("/version").get("version", "unknown"))
         except EngineError:
             self._version = "unknown"  # not every server has /version
+        self._probe = self._metrics_probe()
+
+    def _metrics_probe(self) -> MetricsProbe | None:
+        """The server's /metrics around each window: a managed vLLM/SGLang server's always; an
+        external server's when its page names vLLM's or SGLang's metrics."""
+        from pytest_llmbench.backends.openai.server_metrics import KINDS, MetricsProbe
+
+        kind = None
+        if self._server is not None:
+            if self._server.kind not in KINDS:
+                return None  # trtllm-serve, llama.cpp: no vLLM/SGLang metrics to read
+            kind = self._server.kind
+        headers = {k: v for k, v in self._headers().items() if k == "Authorization"}
+        return MetricsProbe(str(self._base_url), kind, headers)
+
+    def window_probe(self) -> MetricsProbe | None:
+        return self._probe
 
     def close(self) -> None:
         if self._processes is not None:
