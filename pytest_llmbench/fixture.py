@@ -272,7 +272,8 @@ class LLMBench:
         return one result: the peak load's repetitions, the ``search`` section (every load
         tried, its attainment and goodput) and the gateable ``peak_goodput``. ``attainment``
         defaults to ``--llm-slo-attainment``."""
-        from pytest_llmbench.search import SearchSettings, search
+        from pytest_llmbench.backends.base import GenerationRequest
+        from pytest_llmbench.search import SearchSettings, horizon_s, requests_at_rate, search
         from pytest_llmbench.workload.traffic import gamma_offsets
 
         check_keywords("llm_bench.peak_goodput()", overrides, WORKLOAD_FIELDS)
@@ -300,14 +301,24 @@ class LLMBench:
         elif overrides:
             workload = dataclasses.replace(workload, **overrides)
         tokenizer = load_tokenizer(self.engine.spec.model_path)
-        requests = build_requests(workload, tokenizer, tokenizer.vocab_ids())
         run = self._settings()
         seed = self._session.config.traffic_simulation.seed
+        horizon = horizon_s(slo.ttft_s, slo.tpot_s, slo.e2e_s, workload.output_tokens)
+        built: dict[int, list[GenerationRequest]] = {}
+
+        def requests_at(load: float) -> list[GenerationRequest]:
+            n = workload.num_prompts
+            if settings.over == "rate":  # enough arrivals to show an overload (search.py)
+                n = requests_at_rate(load, n, horizon)
+            if n not in built:
+                sized = dataclasses.replace(workload, num_prompts=n)
+                built[n] = build_requests(sized, tokenizer, tokenizer.vocab_ids())
+            return built[n]
 
         def schedule_at(load: float) -> Schedule:
             if settings.over == "concurrency":
                 return Schedule(max_concurrency=int(load))
-            return Schedule(gamma_offsets(len(requests), load, 1.0, seed))
+            return Schedule(gamma_offsets(len(requests_at(load)), load, 1.0, seed))
 
         warmed: list[Warmup] = []
 
@@ -315,7 +326,7 @@ class LLMBench:
             warm = run.warmup if not warmed else 0  # warm the engine once, at the first load
             warmup, reps = run_benchmark(
                 backend,
-                requests,
+                requests_at(load),
                 schedule_at(load),
                 self.engine.meter,
                 dataclasses.replace(run, repetitions=count, warmup=warm),

@@ -12,7 +12,14 @@ from pytest_llmbench.energy.base import EnergyUnavailable
 from pytest_llmbench.errors import ConfigError
 from pytest_llmbench.gate import Verdict, compare, parse_fail_on
 from pytest_llmbench.results import Repetition
-from pytest_llmbench.search import Point, SearchSettings, search, wilson_interval
+from pytest_llmbench.search import (
+    Point,
+    SearchSettings,
+    horizon_s,
+    requests_at_rate,
+    search,
+    wilson_interval,
+)
 from tests.results.factories import make_report, make_result
 
 
@@ -108,6 +115,13 @@ def test_an_undecided_load_gets_more_repetitions_then_the_estimate_decides() -> 
     [point] = outcome.points
     assert len(point.repetitions) == 4 and calls == [1, 1, 1, 1]
     assert point.to_dict()["decided_by"] == "estimate" and point.meets  # 0.9 >= 0.9
+
+
+def test_each_rate_sends_enough_requests_to_show_an_overload() -> None:
+    assert horizon_s(0.5, None, 2.0, 16) == 2.0
+    assert horizon_s(None, 0.1, None, 16) == pytest.approx(1.6)  # TPOT over the whole answer
+    assert requests_at_rate(1.0, 16, 1.0) == 16  # the workload already spans 16 s > 10 s
+    assert requests_at_rate(52.0, 16, 1.0) == 520  # 10 s of arrivals at 52 req/s
 
 
 def test_point_goodput_and_attainment() -> None:

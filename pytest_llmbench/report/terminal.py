@@ -174,7 +174,7 @@ def _server_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             s["kv_cache_usage"]["peak"] for s in good if isinstance(s.get("kv_cache_usage"), dict)
         ]
         if peaks:
-            parts.append(f"KV cache peak {max(peaks) * 100:.2f}%")
+            parts.append(f"KV cache peak {max(peaks) * 100:.1f}%")
         preempted = [s["preemptions"] for s in good if isinstance(s.get("preemptions"), float)]
         if preempted:
             parts.append(f"preemptions {sum(preempted):g}")
@@ -203,6 +203,7 @@ def _search_lines(results: Sequence[BenchmarkResult]) -> list[str]:
             low, high = point.get("attainment_interval") or (None, None)
             verdict = "meets" if point.get("meets") else "fails"
             how = " (by the estimate)" if point.get("decided_by") == "estimate" else ""
+            how += " (client-bound)" if point.get("client_bound") else ""
             out.append(
                 f"  {point.get('load'):g} {unit}: attainment {point.get('attainment'):.3f} "
                 f"[{low:.3f}, {high:.3f}] {verdict}{how}, goodput "

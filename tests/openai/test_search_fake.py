@@ -20,11 +20,12 @@ def test_a_search_records_its_curve_and_a_gateable_peak(
     pytester.makepyfile(
         """
         def test_peak(llm_bench):
-            result = llm_bench.peak_goodput(num_prompts=4, start=4.0, max_load=16.0)
+            result = llm_bench.peak_goodput(num_prompts=4, over="concurrency", start=1, max_load=4)
             assert result.test_id.endswith("::peak-goodput")
         """
     )
     # An SLO every load meets (a request takes milliseconds): the search stops at max_load.
+    # (Concurrency: a rate search would send 10 x 30 s of arrivals per rate, see search.py.)
     result = pytester.runpytest_inprocess(
         *RUN, "--llm-server-url", fake_server.url, "--llm-slo", "e2e:30"
     )
@@ -33,11 +34,11 @@ def test_a_search_records_its_curve_and_a_gateable_peak(
     jsonschema.validate(report, load_schema())
     [res] = report["results"]
     found = res["search"]
-    assert [p["load"] for p in found["points"]] == [4.0, 8.0, 16.0]
-    assert found["peak_load"] == 16.0 and all(p["meets"] for p in found["points"])
+    assert [p["load"] for p in found["points"]] == [1.0, 2.0, 4.0]
+    assert found["peak_load"] == 4.0 and all(p["meets"] for p in found["points"])
     assert found["peak_goodput"] > 0 and res["aggregate"]["peak_goodput"] == found["peak_goodput"]
-    assert res["traffic"]["arrival_offsets_s"] is not None  # the peak's Poisson schedule
-    result.stdout.fnmatch_lines(["*peak goodput, test_peak*: peak 16 req/s: goodput*"])
+    assert res["traffic"]["max_concurrency"] == 4  # the peak's schedule
+    result.stdout.fnmatch_lines(["*peak goodput, test_peak*: peak 4 in flight: goodput*"])
 
 
 def test_an_slo_no_load_meets_reports_the_lowest_load(

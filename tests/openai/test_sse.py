@@ -69,6 +69,10 @@ def test_lf_only_streams_whole_events_and_fields_alike(cuts: list[int]) -> None:
     assert feed_all(parts) == LF_EXPECTED
 
 
+def test_an_event_field_before_a_cr_carries_into_the_next_lf_chunk() -> None:
+    assert feed_all([b"event: note\r", b"data: x\n\n"]) == [SSEEvent("x", "note")]
+
+
 def test_close_flushes_an_unterminated_event() -> None:
     assert feed_all([b"data: last"]) == [SSEEvent("last")]
 

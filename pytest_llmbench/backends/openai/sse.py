@@ -46,9 +46,9 @@ class SSEParser:
         *blocks, self._buffer = buffer.split(b"\n\n")
         events: list[SSEEvent] = []
         for block in blocks:
-            if not self._data and block[:6] == b"data: " and b"\n" not in block:
-                events.append(SSEEvent(_text(block[6:]), _text(self._event) or "message"))
-                self._event = b""
+            # A whole block is a whole event: no field of an earlier one is pending.
+            if block[:6] == b"data: " and b"\n" not in block and not (self._data or self._event):
+                events.append(SSEEvent(_text(block[6:])))
             else:
                 events += self._lines([*block.split(b"\n"), b""])
         return events
@@ -122,7 +122,7 @@ class Delta(NamedTuple):
 
 
 _DONE_DELTA = Delta(done=True)
-_loads = json.loads
+_loads = json.JSONDecoder().decode  # json.loads less its per-call argument handling
 
 
 def parse_data(data: str, chat: bool) -> Delta:
