@@ -547,8 +547,8 @@ def _metric_rows(
             "relative": rule.relative,
             "rule": rule if gated else None,
         }
-        if gated and spec.scope == "repetition" and cur.client_bound is not None:
-            # The load generator was the bottleneck (pytest_llmbench.loadgen): its numbers
+        if gated and not spec.deterministic and cur.client_bound is not None:
+            # The load generator was the bottleneck (pytest_llmbench.loadgen): its timed numbers
             # describe the client, so there is no measurement of the server to judge.
             out.append(Row(**common, verdict=Verdict.UNMEASURED, detail=cur.client_bound))
             continue

@@ -118,6 +118,15 @@ def test_a_gated_metric_of_a_client_bound_result_is_unmeasured() -> None:
     assert any("not measured" in line and "client-bound" in line for line in result.lines())
     # A 10% drop that would be a regression is not judged: it measured the client.
     assert not result.regressions
+
+    # a search's peak goodput is timed by the same client: unmeasured too
+    def searched(report: Report) -> Report:
+        [r] = report.results
+        return make_report([dataclasses.replace(r, search={"peak_goodput": 9.0, "points": []})])
+
+    peaks = compare([searched(h) for h in history], searched(client_bound_report()),
+                    parse_fail_on("peak_goodput:-5%"))  # fmt: skip
+    assert peaks.rows[0].verdict is Verdict.UNMEASURED
     shown = compare(history, client_bound_report(), metrics=["output_throughput"])
     assert shown.rows[0].verdict is not Verdict.UNMEASURED and not shown.failed
 
