@@ -163,8 +163,3 @@ def client_summary(
         "bound": bool(reasons),
         "reasons": reasons,
     }
-
-
-def is_bound(client: dict[str, Any] | None) -> bool:
-    """Whether a repetition's ``client`` section says the client was the bottleneck."""
-    return bool(client and client.get("bound"))
