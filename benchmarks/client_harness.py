@@ -62,6 +62,7 @@ def ours(url: str, requests: int, concurrency: int, processes: int) -> dict[str,
         "loop_cpu_s": cpu_s,
         "cpu_ms_per_request": None if cpu_s is None else cpu_s / requests * 1000,
         "errors": sum(1 for c in done if c.error is not None),
+        "first_error": next((c.error for c in done if c.error is not None), None),
         "output_tokens": sum(c.output_tokens for c in done),
     }
 
@@ -92,6 +93,7 @@ def vllm(url: str, requests: int, concurrency: int, tokenizer: str) -> dict[str,
         "loop_cpu_s": None,
         "cpu_ms_per_request": None,
         "errors": result["failed"],
+        "first_error": next((e for e in result.get("errors") or [] if e), None),
         "output_tokens": result["total_output_tokens"],
     }
 

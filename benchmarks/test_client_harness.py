@@ -87,8 +87,8 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
         server.kill()
         server.wait(10)
     for line in lines:
-        assert line["errors"] == 0
-        assert line["output_tokens"] == REQUESTS * 16
+        assert line["errors"] == 0, line
+        assert line["output_tokens"] == REQUESTS * 16, line
         print(
             f"{line['client']:<20} c={line['concurrency']:<4} {line['requests_s']:8.0f} req/s"
             + (
