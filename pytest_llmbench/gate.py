@@ -644,6 +644,11 @@ def _metric_rows(
             "rule": rule if gated else None,
             "gate_workload": uses_gate_preset(cur.config),
         }
+        if gated and not spec.deterministic and cur.client_bound is not None:
+            # The load generator was the bottleneck (pytest_llmbench.loadgen): its timed numbers
+            # describe the client, so there is no measurement of the server to judge.
+            out.append(Row(**common, verdict=Verdict.UNMEASURED, detail=cur.client_bound))
+            continue
         if spec.energy:
             reason = cur.energy_unavailable_reason
             side = "current run"

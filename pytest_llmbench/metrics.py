@@ -52,6 +52,13 @@ def _catalogue() -> dict[str, Metric]:
         Metric("request_throughput", "req/s", Better.HIGHER, "completed requests per second"),
         Metric("error_rate", "fraction", Better.LOWER, "failed requests / all requests"),
         Metric("goodput", "req/s", Better.HIGHER, "requests per second meeting every --llm-slo"),
+        Metric(
+            "peak_goodput",
+            "req/s",
+            Better.HIGHER,
+            "goodput at the highest load that met the SLO (llm_bench.peak_goodput; 0: none met)",
+            scope="result",
+        ),
     ]
     for base, text in LATENCY_BASES.items():
         for stat in LATENCY_STATS:
@@ -72,6 +79,13 @@ def _catalogue() -> dict[str, Metric]:
             energy=True,
         ),
         Metric("energy_per_request", "J/req", Better.LOWER, "joules per request", energy=True),
+        Metric(
+            "energy_per_good_request",
+            "J/req",
+            Better.LOWER,
+            "joules per request that met every --llm-slo threshold",
+            energy=True,
+        ),
         Metric("average_power_w", "W", Better.LOWER, "average power over the window", energy=True),
         Metric(
             "perplexity",

@@ -143,6 +143,14 @@ def add_options(parser: pytest.Parser) -> None:
         "requests per second that met every threshold.",
     )
     option(
+        "--llm-slo-attainment",
+        None,
+        "",
+        metavar="P",
+        help="Fraction of requests that must meet every --llm-slo threshold for a load to meet "
+        "the SLO in a peak-goodput search (llm_bench.peak_goodput; default 0.9).",
+    )
+    option(
         "--llm-min-energy-window",
         None,
         "",
@@ -280,6 +288,7 @@ class Options:
     energy: EnergyOptions
     baseline: BaselineOptions
     slo: SLO | None = None
+    slo_attainment: float = 0.9  # a load meets the SLO at this share of good requests
     html_path: str | None = None
     keep_samples: bool = False  # every latency sample in the report (--llm-keep-samples)
     allow_download: bool = False  # a Hugging Face id may be downloaded (--llm-allow-download)
@@ -389,7 +398,15 @@ def read_options(config: pytest.Config) -> Options:
             storage=_value(config, "llm_storage") or ".llmbench",
         ),
         slo=_slo(config),
+        slo_attainment=_attainment(config),
     )
+
+
+def _attainment(config: pytest.Config) -> float:
+    value = _float(config, "llm_slo_attainment", "--llm-slo-attainment", 0.9)
+    if not 0 < value <= 1:
+        raise ConfigError("--llm-slo-attainment", f"{value:g} is not within (0, 1]")
+    return value
 
 
 def _history_runs(config: pytest.Config) -> int:

@@ -38,6 +38,7 @@ from pytest_llmbench.stats import Summary
 if TYPE_CHECKING:
     from pytest_llmbench.backends.base import Completion
     from pytest_llmbench.goodput import SLO
+    from pytest_llmbench.loadgen import ClientLoad
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)  # versions Report.from_dict still reads
@@ -66,11 +67,22 @@ class Repetition:
     # samples, or given alone when the samples were dropped (see without_samples()).
     latency: Mapping[str, LatencySummary] | None = None
     samples_dropped: bool = False
+    # How the load generator fared (pytest_llmbench.loadgen.client_summary): schedule lag, CPU
+    # share, stalls and the client-bound verdict; None where the backend is not a client
+    client: dict[str, Any] | None = None
+    # The server's own account of the window from its /metrics (backends/openai/server_metrics):
+    # queue, prefill and decode times, KV-cache usage, preemptions, prefix-cache hits
+    server: dict[str, Any] | None = None
 
     @property
     def throttled(self) -> bool:
         """The GPU was held back (power, thermal or hardware slowdown) around this window."""
         return bool(self.telemetry and self.telemetry.get("throttled"))
+
+    @property
+    def client_bound(self) -> bool:
+        """The load generator, not the server, limited this window (pytest_llmbench.loadgen)."""
+        return bool(self.client and self.client.get("bound"))
 
     @classmethod
     def from_completions(
@@ -81,6 +93,7 @@ class Repetition:
         energy: EnergyReading | EnergyUnavailable,
         slo: SLO | None = None,
         telemetry: dict[str, Any] | None = None,
+        client_loads: Sequence[ClientLoad] | None = None,
     ) -> Repetition:
         ok = [c for c in completions if c.error is None]
         good = None
@@ -88,6 +101,16 @@ class Repetition:
             from pytest_llmbench.goodput import meets_slo
 
             good = sum(meets_slo(c, slo) for c in completions)
+        client = None
+        if client_loads:
+            from pytest_llmbench.loadgen import client_summary, schedule_lags_s
+            from pytest_llmbench.stats import percentile
+
+            lags = schedule_lags_s(
+                (c.start_s for c in completions), (c.scheduled_s for c in completions)
+            )
+            e2e = sorted(c.latency_s for c in ok)
+            client = client_summary(lags, client_loads, percentile(e2e, 50) if e2e else None)
         return cls(
             window_s=window_s,
             iterations=iterations,
@@ -101,6 +124,7 @@ class Repetition:
             energy=energy,
             good_requests=good,
             telemetry=telemetry,
+            client=client,
         )
 
     def __post_init__(self) -> None:
@@ -118,6 +142,16 @@ class Repetition:
             if not isinstance(telemetry, dict) or not isinstance(telemetry.get("gpus", []), list):
                 raise TypeError("telemetry: expected an object with a 'gpus' list")
             set_(self, "telemetry", telemetry)
+        if self.server is not None:
+            server = plain_json(self.server, "server")
+            if not isinstance(server, dict) or not isinstance(server.get("available"), bool):
+                raise TypeError("server: expected an object with a boolean 'available'")
+            set_(self, "server", server)
+        if self.client is not None:
+            client = plain_json(self.client, "client")
+            if not isinstance(client, dict) or not isinstance(client.get("bound"), bool):
+                raise TypeError("client: expected an object with a boolean 'bound'")
+            set_(self, "client", client)
         samples = self.latencies()
         if not self.samples_dropped:
             set_(self, "latency", {k: LatencySummary.of(v) for k, v in samples.items()})
@@ -177,6 +211,9 @@ class Repetition:
                 else None
             )
             out["energy_per_request"] = e.energy_j / self.requests if self.requests else None
+            out["energy_per_good_request"] = (
+                e.energy_j / self.good_requests if self.good_requests else None
+            )
             out["average_power_w"] = e.average_power_w
         return out
 
@@ -199,6 +236,10 @@ class Repetition:
                 "telemetry",
             )
         }
+        if self.client is not None:  # absent rather than null: most backends are no client
+            data["client"] = self.client
+        if self.server is not None:
+            data["server"] = self.server
         data["energy"] = energy_to_dict(self.energy)
         data["latency"] = {k: s.to_dict() for k, s in self.summaries.items()}
         if self.samples_kept:
@@ -232,6 +273,8 @@ class Repetition:
             energy=energy_from_dict(data["energy"]),
             good_requests=data.get("good_requests"),
             telemetry=data.get("telemetry"),
+            client=data.get("client"),
+            server=data.get("server"),
             latency=summaries,
             samples_dropped=summaries is not None and "samples" not in data,
         )
@@ -333,6 +376,11 @@ class BenchmarkResult:
     # where the model came from: Hugging Face id, revision, commit, local path, context
     # (ResolvedModel.section); None in reports from before it
     model_source: dict[str, Any] | None = None
+    # a multi-turn result (pytest_llmbench.multiturn): mode, turn index, per-turn statistics
+    conversation: dict[str, Any] | None = None
+    # a peak-goodput search (pytest_llmbench.search): its curve and peak; the repetitions are
+    # those of the peak load (or of the lowest load tried when none met the SLO)
+    search: dict[str, Any] | None = None
     # Latencies of all repetitions pooled, by LATENCY_FIELDS name: computed from the samples when
     # every repetition kept them; else as given (exact percentiles from measurement time), else
     # what the repetitions' summaries tell (no percentiles). See latency_summaries().
@@ -341,6 +389,24 @@ class BenchmarkResult:
     @property
     def throttled_repetitions(self) -> int:
         return sum(1 for r in self.repetitions if r.throttled)
+
+    @property
+    def client_bound_repetitions(self) -> int:
+        return sum(1 for r in self.repetitions if r.client_bound)
+
+    @property
+    def client_bound(self) -> str | None:
+        """Why the load generator limited this result (its first client-bound repetition's
+        reasons), or None: its numbers then describe the client, and a gate calls its gated
+        metrics unmeasured."""
+        for rep in self.repetitions:
+            if rep.client_bound and rep.client is not None:
+                reasons = rep.client.get("reasons") or ["client-bound"]
+                count = self.client_bound_repetitions
+                return f"client-bound in {count} of {len(self.repetitions)} repetitions: " + (
+                    "; ".join(str(r) for r in reasons)
+                )
+        return None
 
     def __post_init__(self) -> None:
         # The boundary where engine facts (versions, details) and config values enter a result:
@@ -357,7 +423,7 @@ class BenchmarkResult:
             raise TypeError(f"warmup: expected an object, found {type(warmup).__name__}")
         set_(self, "warmup", warmup)
         set_(self, "repetitions", tuple(self.repetitions))
-        for name in ("quality", "speculative", "model_source"):
+        for name in ("quality", "speculative", "model_source", "conversation", "search"):
             value = getattr(self, name)
             if value is not None:
                 value = plain_json(value, name)
@@ -385,10 +451,14 @@ class BenchmarkResult:
         set_(self, "pooled_latency", pooled)
 
     def result_metrics(self) -> dict[str, float | None]:
-        """Metrics measured once per result, not per repetition (deterministic: perplexity)."""
+        """Metrics measured once per result, not per repetition: perplexity (deterministic) and
+        a search's peak goodput."""
         quality = self.quality or {}
         value = quality.get("perplexity")
-        return {"perplexity": float(value) if isinstance(value, (int, float)) else None}
+        out = {"perplexity": float(value) if isinstance(value, (int, float)) else None}
+        peak = (self.search or {}).get("peak_goodput")
+        out["peak_goodput"] = float(peak) if isinstance(peak, (int, float)) else None
+        return out
 
     def without_samples(self) -> BenchmarkResult:
         """This result with latency summaries only (exact percentiles kept): the report's
@@ -506,7 +576,7 @@ class BenchmarkResult:
             if f not in ("repetitions", "pooled_latency")
         }
         # optional sections: absent rather than null
-        for name in ("quality", "speculative", "model_source"):
+        for name in ("quality", "speculative", "model_source", "conversation", "search"):
             if data[name] is None:
                 del data[name]
         data["repetitions"] = [r.to_dict() for r in self.repetitions]

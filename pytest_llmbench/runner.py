@@ -11,6 +11,7 @@ at most ``warmup_max`` passes; the result records how many it took and whether i
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -114,13 +115,20 @@ def run_repetition(
     clock: Callable[[], float] = time.perf_counter,
     slo: SLO | None = None,
     telemetry: Telemetry | None = None,
+    keep: list[Completion] | None = None,
 ) -> Repetition:
     """One energy window holding one or more passes of the workload; GPU telemetry is read
-    just outside the window, so its cost never lands inside."""
+    just outside the window, so its cost never lands inside. ``keep`` receives the window's
+    completions (a multi-turn run builds the next turn from them)."""
     from pytest_llmbench.energy.telemetry import window_telemetry
+    from pytest_llmbench.loadgen import ClientLoad, add_runs
 
     before = telemetry.snapshot() if telemetry is not None else None
     completions: list[Completion] = []
+    loads: tuple[ClientLoad, ...] = ()
+    probe = backend.window_probe()
+    if probe is not None:
+        probe.start()  # outside the window, like the telemetry
     window = meter.start()
     started = clock()
     iterations = 0
@@ -129,18 +137,23 @@ def run_repetition(
             batch = backend.serve(requests, schedule)
             _check(batch, requests, backend.name)
             completions.extend(batch)
+            loads = add_runs(loads, backend.client_load() or ())
             iterations += 1
             if iterations >= max_iterations or window.updates() >= meter.min_updates:
                 break
     finally:
         elapsed = clock() - started
         reading = window.stop()
+        server = probe.stop() if probe is not None else None
     state = None
     if telemetry is not None and before is not None:
         state = window_telemetry(before, telemetry.snapshot())
-    return Repetition.from_completions(
-        completions, elapsed, iterations, reading, slo, telemetry=state
+    if keep is not None:
+        keep.extend(completions)
+    rep = Repetition.from_completions(
+        completions, elapsed, iterations, reading, slo, telemetry=state, client_loads=loads
     )
+    return rep if server is None else dataclasses.replace(rep, server=server)
 
 
 def run_benchmark(

@@ -5,14 +5,23 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pytest_llmbench.compat import Translation
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import QualityUnavailable
 
 if TYPE_CHECKING:
+    from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
+
+
+class WindowProbe(Protocol):
+    """Something read just before and just after each energy window (a server's own metrics)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,9 @@ class Capabilities:
     logits: bool = False  # log-probabilities of a given prompt + response
     own_process: bool = False  # manages CUDA itself: never share a process with another engine
     timed_arrivals: bool = False  # accepts requests over time (Poisson, fixed concurrency)
+    sessions: bool = (
+        False  # runs free multi-turn conversations (converse(); pytest_llmbench.multiturn)
+    )
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,9 @@ class GenerationRequest:
     max_output_tokens: int
     min_output_tokens: int
     prompt_text: str | None = None  # for text-only protocols; decodes to the same ids
+    # The conversation so far as (role, content) pairs, last a user message, for chat
+    # endpoints (workload/conversations.py); None: the prompt is one user message
+    messages: tuple[tuple[str, str], ...] | None = None
 
     @property
     def input_tokens(self) -> int:
@@ -63,6 +78,10 @@ class Completion:
     # How output_tokens was counted when the engine did not count it itself: "usage" (the
     # server's usage block) or "tokenizer" (our re-tokenisation of the returned text).
     output_tokens_source: str | None = None
+    # When the request became due under its schedule: its arrival time, or the moment a slot
+    # freed for it under a concurrency cap; ``start_s - scheduled_s`` is the sender's lag
+    # (pytest_llmbench.loadgen). None where no schedule drove the request.
+    scheduled_s: float | None = None
 
     @property
     def latency_s(self) -> float:
@@ -195,4 +214,14 @@ class Backend(abc.ABC):
     def speculative_counters(self) -> SpeculativeCounters | None:
         """Cumulative speculative-decoding counts since start, or None where the engine does not
         speculate (or cannot say)."""
+        return None
+
+    def window_probe(self) -> WindowProbe | None:
+        """What the runner reads around each energy window besides energy: the server's own
+        timings (a managed vLLM/SGLang server's /metrics); None where there is nothing."""
+        return None
+
+    def client_load(self) -> tuple[ClientLoad, ...] | None:
+        """How hard the last ``serve`` call's client worked, one entry per client process, where
+        the backend is a client of a server (pytest_llmbench.loadgen); None otherwise."""
         return None

@@ -105,6 +105,49 @@ def _cdf(result: BenchmarkResult, field_name: str) -> tuple[list[float], list[fl
     return [x * 1000 for x in edges_s], fractions, "histogram, 10 bins per decade"
 
 
+def _client_note(result: BenchmarkResult) -> str:
+    """A warning above a result whose load generator was the bottleneck (loadgen)."""
+    why = result.client_bound
+    if why is None:
+        return ""
+    return (
+        f'<p class="worse">{escape(result.test_id)}: <strong>client-bound</strong> '
+        f"({escape(why)}). "
+        "These numbers describe the load generator, not the server; a gate calls its gated "
+        "metrics unmeasured.</p>"
+    )
+
+
+def _search_section(result: BenchmarkResult) -> str:
+    """A peak-goodput search: goodput and attainment against the load, the points' table."""
+    found = result.search
+    if not found:
+        return ""
+    points = sorted(found.get("points") or [], key=lambda p: p.get("load", 0))
+    unit = "request rate (req/s)" if found.get("over") == "rate" else "concurrency (in flight)"
+    colour = backend_colour(result.backend)
+    svg = plot(
+        f"{result.test_id}: goodput by load",
+        unit,
+        "goodput (good req/s)",
+        [Series("goodput", [p["load"] for p in points], [p["goodput"] for p in points],
+                line=True, colour=colour)] if points else [],
+    )  # fmt: skip
+    rows = [
+        [
+            f"{p['load']:g}",
+            f"{p['attainment']:.3f}",
+            "meets" if p["meets"] else "fails",
+            _num(p["goodput"]),
+            _num(p.get("energy_per_good_request")),
+            str(p["repetitions"]),
+        ]
+        for p in points
+    ]
+    table = _table(["load", "attainment", "SLO", "goodput req/s", "J / good request", "reps"], rows)
+    return f"<p>{escape(str(found.get('outcome')))}</p><figure>{svg}{table}</figure>"
+
+
 def _latency_section(result: BenchmarkResult) -> str:
     parts = []
     summaries = result.latency_summaries()
@@ -421,6 +464,8 @@ def render(reports: Sequence[Report]) -> str:
             body.append(_quality_section(results))
             body.append(_frontier_section(backend, results))
             for result in results:
+                body.append(_client_note(result))
+                body.append(_search_section(result))
                 body.append(_latency_section(result))
                 body.append(_power_section(result))
     return (

@@ -114,6 +114,9 @@ def render_summary(results: Sequence[BenchmarkResult]) -> list[str]:
         lines += quality_lines(group)
         lines += [f"ITL: unavailable for {names} ({why})" for why, names in itl_unavailable(group)]
         lines += _speculative_lines(group)
+        lines += _conversation_lines(group)
+        lines += _search_lines(group)
+        lines += _server_lines(group)
         lines += _drift_lines(group)
         lines.append("")
     return lines
@@ -177,6 +180,92 @@ def _speculative_lines(results: Sequence[BenchmarkResult]) -> list[str]:
     return out
 
 
+def _server_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """The server's own account of each result's windows (its /metrics), beside ours."""
+    out = []
+    reasons: dict[str, None] = {}
+    for r in results:
+        sections = [rep.server for rep in r.repetitions if rep.server]
+        if not sections:
+            continue
+        good = [s for s in sections if s.get("available")]
+        if not good:
+            reasons.setdefault(str(sections[0].get("reason")))
+            continue
+        parts = []
+        for key, label in (
+            ("queue_time_s", "queue"),
+            ("prefill_time_s", "prefill"),
+            ("decode_time_s", "decode"),
+        ):
+            stats = [s[key] for s in good if isinstance(s.get(key), dict) and s[key]["count"]]
+            count = sum(x["count"] for x in stats)
+            if count:
+                mean = sum(x["count"] * (x["mean"] or 0.0) for x in stats) / count
+                parts.append(f"{label} mean {mean * 1000:.2f} ms")
+        peaks = [
+            s["kv_cache_usage"]["peak"] for s in good if isinstance(s.get("kv_cache_usage"), dict)
+        ]
+        if peaks:
+            parts.append(f"KV cache peak {max(peaks) * 100:.1f}%")
+        preempted = [s["preemptions"] for s in good if isinstance(s.get("preemptions"), float)]
+        if preempted:
+            parts.append(f"preemptions {sum(preempted):g}")
+        hits = [
+            s["prefix_cache_hit_rate"] for s in good if s.get("prefix_cache_hit_rate") is not None
+        ]
+        if hits:
+            parts.append(f"prefix cache hits {sum(hits) / len(hits) * 100:.1f}%")
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"server ({good[0].get('kind')} /metrics), {name}: " + (", ".join(parts) or "-"))
+    out += [f"server metrics: unavailable ({reason})" for reason in reasons]
+    return out
+
+
+def _search_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """A peak-goodput search: its outcome, then every load tried in order."""
+    out = []
+    for r in results:
+        found = r.search
+        if not found:
+            continue
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"peak goodput, {name}: {found.get('outcome')}")
+        unit = "req/s" if found.get("over") == "rate" else "in flight"
+        for point in found.get("points") or []:
+            low, high = point.get("attainment_interval") or (None, None)
+            verdict = "meets" if point.get("meets") else "fails"
+            how = " (by the estimate)" if point.get("decided_by") == "estimate" else ""
+            how += " (client-bound)" if point.get("client_bound") else ""
+            out.append(
+                f"  {point.get('load'):g} {unit}: attainment {point.get('attainment'):.3f} "
+                f"[{low:.3f}, {high:.3f}] {verdict}{how}, goodput "
+                f"{point.get('goodput'):.4g} req/s ({point.get('repetitions')} reps)"
+            )
+    return out
+
+
+def _conversation_lines(results: Sequence[BenchmarkResult]) -> list[str]:
+    """Per-turn latencies of free-running sessions (lockstep turns have a row each)."""
+    out = []
+    for r in results:
+        section = r.conversation or {}
+        if section.get("mode") != "sessions":
+            continue
+        name = r.test_id.split("::", 1)[-1]
+        out.append(f"per turn, {name} (joules are not split by turn: sessions overlap)")
+        for row in section.get("per_turn") or []:
+            prompt = row.get("input_tokens_mean")
+            out.append(
+                f"  turn {row.get('turn')}: {row.get('requests')} requests, "
+                f"{row.get('errors')} errors, prompt "
+                f"{'-' if prompt is None else f'{prompt:.1f}'} tok, "
+                f"TTFT p50 {_fmt(row.get('ttft_s_p50'), 1000)} ms, "
+                f"E2E p50 {_fmt(row.get('e2e_latency_s_p50'), 1000)} ms"
+            )
+    return out
+
+
 def render_agreement(entries: Sequence[dict[str, Any]]) -> list[str]:
     """The agreement section: one row per pair of backends. A comparison of two engines on the
     same weights and the same greedy probe, not an aggregate of them."""
@@ -225,7 +314,8 @@ def agreement_table(
 
 
 def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
-    """Warnings about what makes a run unlike the next: throttled GPUs, unsettled warm-up."""
+    """Warnings about what makes a run unlike the next or not a measurement of the engine:
+    throttled GPUs, a client-bound load generator, unsettled warm-up."""
     out = []
     for r in results:
         name = r.test_id.split("::", 1)[-1]
@@ -245,6 +335,11 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
                 f"throttled: {name}: {r.throttled_repetitions} of {len(r.repetitions)} "
                 f"repetitions ran with the GPU held back{why}"
             )
+        if r.client_bound is not None:
+            out.append(
+                f"client-bound: {name}: {r.client_bound}; the numbers describe the load "
+                "generator, not the server (--llm-client-processes spreads it over more cores)"
+            )
         warmup = r.warmup or {}
         if warmup.get("passes") and not warmup.get("settled", True):
             out.append(
@@ -255,8 +350,14 @@ def _drift_lines(results: Sequence[BenchmarkResult]) -> list[str]:
 
 
 def workload_label(workload: object) -> str:
-    """``PROMPTSxINPUT->OUTPUT``; ``?`` for a part a (hand-edited) report lacks."""
+    """``PROMPTSxINPUT->OUTPUT``, or ``N conv x T turns`` / ``N conv, turn t/T`` for
+    conversations; ``?`` for a part a (hand-edited) report lacks."""
     w = workload if isinstance(workload, dict) else {}
+    if "num_conversations" in w:  # multi-turn (workload/conversations.py)
+        head = f"{w.get('num_conversations', '?')} conv"
+        if "turn" in w:
+            return f"{head}, turn {w['turn']}/{w.get('turns', '?')}"
+        return f"{head} x {w.get('turns', '?')} turns"
     return (
         f"{w.get('num_prompts', '?')}x{w.get('input_tokens', '?')}->{w.get('output_tokens', '?')}"
     )

@@ -14,15 +14,29 @@ rates are compared on common random numbers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from pytest_llmbench.backends.base import Completion, GenerationRequest, Schedule
 from pytest_llmbench.config.schema import TrafficConfig
 from pytest_llmbench.errors import ConfigError
 
+
+class Sendable(Protocol):
+    """What the driver needs of a request (a GenerationRequest, or a client's prepared one)."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def input_tokens(self) -> int: ...
+
+
+R = TypeVar("R", bound=Sendable)
 Send = Callable[[GenerationRequest], Awaitable[Completion]]
 
 
@@ -101,7 +115,7 @@ def schedules_for(traffic: TrafficConfig, num_requests: int) -> list[RatedSchedu
     ]
 
 
-def _failed(request: GenerationRequest, start_s: float, error: str) -> Completion:
+def _failed(request: Sendable, start_s: float, error: str) -> Completion:
     return Completion(
         request_id=request.request_id,
         input_tokens=request.input_tokens,
@@ -113,14 +127,20 @@ def _failed(request: GenerationRequest, start_s: float, error: str) -> Completio
 
 
 async def run_schedule(
-    schedule: Schedule, requests: Sequence[GenerationRequest], send: Send
+    schedule: Schedule,
+    requests: Sequence[R],
+    send: Callable[[R], Awaitable[Completion]],
+    start_s: float | None = None,
 ) -> list[Completion]:
     """Send every request on ``schedule`` and return their completions in request order.
 
     A schedule with arrival offsets must have exactly one per request (ValueError otherwise).
 
-    Each request starts at its offset from one common start (perf_counter) and, when the schedule
-    caps concurrency, only once a slot is free; ``send`` measures its own timestamps. A ``send``
+    Each request starts at its offset from one common start (perf_counter; ``start_s``, e.g.
+    shared by several client processes, or now) and, when the schedule caps concurrency, only
+    once a slot is free; ``send`` measures its own timestamps. Each completion's
+    ``scheduled_s`` is when its request became due: its arrival time, or when the slot it took
+    was freed, whichever is later (the sender's lag is ``start_s - scheduled_s``). A ``send``
     that raises yields a failed Completion (error set): one request's failure never aborts the
     run, and nothing is retried. Cancellation propagates.
     """
@@ -131,24 +151,35 @@ async def run_schedule(
             f"schedule has {len(offsets)} arrival offsets for {len(requests)} requests "
             "(one per request)"
         )
-    slots = asyncio.Semaphore(schedule.max_concurrency) if schedule.max_concurrency else None
-    start = time.perf_counter()
+    start = time.perf_counter() if start_s is None else start_s
+    cap = schedule.max_concurrency
+    # Free slots, each holding the moment it was freed: a request that waited for one was due
+    # then, not at its arrival. Getters are served first come, first served.
+    slots: asyncio.Queue[float] | None = None
+    if cap:
+        slots = asyncio.Queue()
+        for _ in range(min(cap, len(requests))):
+            slots.put_nowait(start)
 
-    async def one(i: int, request: GenerationRequest) -> Completion:
-        if offsets is not None:
-            delay = start + offsets[i] - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    async def one(i: int, request: R) -> Completion:
+        due = start if offsets is None else start + offsets[i]
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
         if slots is None:
-            return await _guarded(request)
-        async with slots:
-            return await _guarded(request)
+            return await _guarded(request, due)
+        freed = await slots.get()
+        try:
+            return await _guarded(request, max(due, freed))
+        finally:
+            slots.put_nowait(time.perf_counter())
 
-    async def _guarded(request: GenerationRequest) -> Completion:
+    async def _guarded(request: R, due: float) -> Completion:
         sent = time.perf_counter()
         try:
-            return await send(request)
+            completion = await send(request)
         except Exception as exc:  # a broken request is data, not a crash of the whole run
-            return _failed(request, sent, f"{type(exc).__name__}: {exc}")
+            completion = _failed(request, sent, f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(completion, scheduled_s=due)
 
     return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))

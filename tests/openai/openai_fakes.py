@@ -47,6 +47,7 @@ class FakeState:
     # owned_by of its model in /v1/models (None: left out, as a minimal server does).
     identity: dict[str, Any] = field(default_factory=lambda: {"/version": {"version": "fake-1.0"}})
     owned_by: str | None = None
+    metrics: str | None = None  # the /metrics page (Prometheus text); None: 404
 
 
 def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
@@ -68,6 +69,11 @@ def make_app(state: FakeState) -> web.Application:
         if request.path not in state.identity:
             return web.json_response({"detail": "Not Found"}, status=404)
         return web.json_response(state.identity[request.path])
+
+    async def metrics(request: web.Request) -> web.Response:
+        if state.metrics is None:
+            return web.Response(status=404, text="no metrics here")
+        return web.Response(text=state.metrics, content_type="text/plain")
 
     async def complete(request: web.Request) -> web.StreamResponse:
         chat = request.path.endswith("/chat/completions")
@@ -127,6 +133,7 @@ def make_app(state: FakeState) -> web.Application:
     app.router.add_get("/v1/models", models)
     for path in ("/version", "/props", "/openapi.json"):
         app.router.add_get(path, identity)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
     return app

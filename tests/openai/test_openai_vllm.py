@@ -115,3 +115,55 @@ def test_poisson_schedule(vllm_backend: OpenAIBackend) -> None:
     for c, offset in zip(out, offsets, strict=True):
         assert c.start_s - t0 == pytest.approx(offset, abs=0.1)
     assert goodput(out, SLO(e2e_s=60.0)) > 0
+
+
+def test_server_timings_of_each_window(vllm_backend: OpenAIBackend) -> None:
+    """The managed server's /metrics, read around a window: its own count of the window's
+    requests and their queue, prefill and decode times, beside ours."""
+    from pytest_llmbench.backends.base import Schedule
+    from pytest_llmbench.energy.base import UnavailableMeter
+    from pytest_llmbench.runner import run_repetition
+
+    rep = run_repetition(vllm_backend, reqs(4), Schedule(), UnavailableMeter("test"))
+    server = rep.server
+    assert server is not None and server["available"], server
+    assert server["kind"] == "vllm" and server["requests"] == 4
+    for stage in ("queue_time_s", "prefill_time_s", "decode_time_s", "ttft_s", "e2e_latency_s"):
+        assert server[stage]["count"] == 4, stage
+        assert server[stage]["mean"] is not None and server[stage]["mean"] >= 0
+    assert 0 <= server["kv_cache_usage"]["peak"] <= 1 and server["preemptions"] == 0
+    # the server's TTFT excludes HTTP and the client: it cannot exceed what we measured
+    assert server["ttft_s"]["mean"] <= max(rep.ttft_s) + 0.05
+
+
+def test_multi_turn_chat_sessions_hit_the_prefix_cache(
+    vllm_backend: OpenAIBackend, tiny_model: Path
+) -> None:
+    """Free-running chat sessions against the real server: every turn carries the history with
+    the server's own answers, and later turns find that history in vLLM's prefix cache."""
+    from pytest_llmbench.energy.base import UnavailableMeter
+    from pytest_llmbench.multiturn import per_turn, run_sessions
+    from pytest_llmbench.runner import RunSettings
+    from pytest_llmbench.workload.conversations import ConversationSpec, build_conversations
+    from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+    chat = make_backend(
+        tiny_model,
+        vllm_backend.spec.config,
+        server_url=vllm_backend.info().details["server_url"],
+        endpoint="chat",
+    )
+    chat.start()
+    # vLLM on the CPU caches in blocks of 128 tokens: a turn's history must fill one to hit
+    spec = ConversationSpec(num_conversations=2, turns=3, user_tokens=140, output_tokens=MAX_TOKENS)
+    tok = load_tokenizer(str(tiny_model))
+    blocks = [build_conversations(spec, tok, tok.vocab_ids(), b) for b in range(2)]
+    settings = RunSettings(repetitions=1, warmup=0)
+    _, [rep], done = run_sessions(chat, spec, blocks, 2, UnavailableMeter("test"), settings)
+    rows = per_turn(done)
+    assert [r["turn"] for r in rows] == [1, 2, 3] and all(r["errors"] == 0 for r in rows)
+    prompts = [r["input_tokens_mean"] for r in rows]
+    assert prompts[0] < prompts[1] < prompts[2]  # the history grows (the server's own count)
+    assert rep.server is not None and rep.server["available"], rep.server
+    assert rep.server["requests"] == 6
+    assert rep.server["prefix_cache_hit_rate"] > 0, rep.server  # later turns reuse the history

@@ -144,6 +144,7 @@ def test_served_flags_are_the_offline_engines_arguments(tmp_path: Path) -> None:
     for key in kwargs.keys() - {"model_path"}:
         assert "--" + key.replace("_", "-") in sglang, key
     assert "--enable-torch-compile" in sglang and "--random-seed" in sglang
+    assert sglang[-1] == "--enable-metrics"  # its /metrics, read around every window
 
     trt = engine_flags(CONFIG, "tensorrt", "/m", tmp_path)
     assert trt[:2] == ["--backend", "pytorch"] and "--max_seq_len" in trt

@@ -42,6 +42,37 @@ def test_chunk_boundaries_do_not_matter(cuts: list[int]) -> None:
     assert feed_all(parts) == EXPECTED  # even a cut inside "é" or between CR and LF
 
 
+LF_STREAM = (
+    'data: {"choices":[{"text":"a"}]}\n\n'
+    ": ping\n\n"
+    "event: note\ndata: one\ndata: two\n\n"
+    "\n\n"
+    "data: \u00e9t\u00e9\n\n"
+    "id: 3\ndata:no-space\n\n"
+    "data: [DONE]\n\n"
+).encode()
+LF_EXPECTED = [
+    SSEEvent('{"choices":[{"text":"a"}]}'),
+    SSEEvent("one\ntwo", "note"),
+    SSEEvent("\u00e9t\u00e9"),
+    SSEEvent("no-space"),
+    SSEEvent("[DONE]"),
+]
+
+
+@given(st.lists(st.integers(0, len(LF_STREAM)), max_size=12))
+def test_lf_only_streams_whole_events_and_fields_alike(cuts: list[int]) -> None:
+    """Servers end lines with LF only: the parser's fast path for whole one-line events must
+    agree with the line-by-line path, wherever the chunks are cut."""
+    points = [0, *sorted(cuts), len(LF_STREAM)]
+    parts = [LF_STREAM[a:b] for a, b in zip(points, points[1:], strict=False)]
+    assert feed_all(parts) == LF_EXPECTED
+
+
+def test_an_event_field_before_a_cr_carries_into_the_next_lf_chunk() -> None:
+    assert feed_all([b"event: note\r", b"data: x\n\n"]) == [SSEEvent("x", "note")]
+
+
 def test_close_flushes_an_unterminated_event() -> None:
     assert feed_all([b"data: last"]) == [SSEEvent("last")]
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import dataclasses
 import json
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import (
@@ -47,17 +46,18 @@ from pytest_llmbench.backends.base import (
     Schedule,
 )
 from pytest_llmbench.backends.openai.options import OpenAIOptions, from_spec_options
-from pytest_llmbench.backends.openai.sse import SSEError, SSEParser, parse_data
 from pytest_llmbench.errors import BackendUnavailable, EngineError, QualityUnavailable
 
 if TYPE_CHECKING:
-    import aiohttp
-
+    from pytest_llmbench.backends.openai.client import ClientPlan, Prepared
+    from pytest_llmbench.backends.openai.processes import ClientProcesses
     from pytest_llmbench.backends.openai.quality import ServerClient
+    from pytest_llmbench.backends.openai.server_metrics import MetricsProbe
     from pytest_llmbench.backends.openai.servers import ManagedServer
+    from pytest_llmbench.loadgen import ClientLoad
     from pytest_llmbench.speculative import SpeculativeCounters
-
-T = TypeVar("T")
+    from pytest_llmbench.workload.conversations import Conversation, ConversationSpec
+    from pytest_llmbench.workload.prompts import Tokenizer
 
 # vLLM/SGLang sampling extensions, sent only when they change something: a strict
 # OpenAI-protocol server rejects parameters it does not know.
@@ -70,7 +70,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     extra = "openai"
     capabilities = Capabilities(
-        streaming=True, own_batching=True, timed_arrivals=True, own_process=False
+        streaming=True, own_batching=True, timed_arrivals=True, own_process=False, sessions=True
     )
 
     def __init__(self, spec: BackendSpec) -> None:
@@ -84,6 +84,9 @@ class OpenAIBackend(Backend):
         self._tokenizer: Any = None
         self._counted_by: collections.Counter[str] = collections.Counter()
         self._all_in_one_read = False  # the last call's streams each came in one network read
+        self._client_load: tuple[ClientLoad, ...] | None = None
+        self._processes: ClientProcesses | None = None
+        self._probe: MetricsProbe | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._base_url!r}, model={self._model!r})"
@@ -139,8 +142,28 @@ class OpenAIBackend(Backend):
         from pytest_llmbench.backends.openai.identity import server_label
 
         self._version = server_label(self._get_optional, models)
+        self._probe = self._metrics_probe()
+
+    def _metrics_probe(self) -> MetricsProbe | None:
+        """The server's /metrics around each window: a managed vLLM/SGLang server's always; an
+        external server's when its page names vLLM's or SGLang's metrics."""
+        from pytest_llmbench.backends.openai.server_metrics import KINDS, MetricsProbe
+
+        kind = None
+        if self._server is not None:
+            if self._server.kind not in KINDS:
+                return None  # trtllm-serve, llama.cpp: no vLLM/SGLang metrics to read
+            kind = self._server.kind
+        headers = {k: v for k, v in self._headers().items() if k == "Authorization"}
+        return MetricsProbe(str(self._base_url), kind, headers)
+
+    def window_probe(self) -> MetricsProbe | None:
+        return self._probe
 
     def close(self) -> None:
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -153,6 +176,7 @@ class OpenAIBackend(Backend):
             "inter_token_latency": "between network reads that bring output (one read may hold "
             "several SSE events, one event several tokens)",
             "output_tokens_counted_by": self._counted_by_summary(),
+            "client_processes": str(self.client_processes()),
         }
         if self._all_in_one_read:
             details["itl_unavailable"] = (
@@ -204,30 +228,152 @@ class OpenAIBackend(Backend):
         bounded = Schedule(schedule.arrival_offsets_s, cap)
         if self.options.endpoint == "chat" and any(r.prompt_text is None for r in requests):
             self._load_tokenizer()
-        completions = _run(self._serve(requests, bounded))
+        prepared = [self._prepare(r) for r in requests]  # off the clock of the schedule
+        completions = self._drive(prepared, bounded)
         if self._server is not None and not self._server.alive():
             # A dead managed server fails the test (requests alone would only count as errors).
             raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
         self._counted_by.clear()  # info() describes the last call, i.e. the result being recorded
-        counted = [self._count_tokens(c) for c in completions]
+        counted = [self._finish(c) for c in completions]
         streamed = [c for c in counted if c.error is None and c.output_tokens > 1]
         self._all_in_one_read = bool(streamed) and all(len(c.token_times_s) == 1 for c in streamed)
         return counted
 
-    async def _serve(
-        self, requests: Sequence[GenerationRequest], schedule: Schedule
+    def _finish(self, completion: Completion) -> Completion:
+        """A completion as the run records it: the error's text scrubbed of the API key; output
+        tokens counted where the server did not."""
+        if completion.error is not None:
+            return dataclasses.replace(completion, error=self._scrub(completion.error))
+        return self._count_tokens(completion)
+
+    def _plan(self) -> ClientPlan:
+        from pytest_llmbench.backends.openai.client import ClientPlan
+
+        return ClientPlan(
+            url=self._url(),
+            headers=tuple(self._headers().items()),
+            chat=self.options.endpoint == "chat",
+            timeout_s=self.options.request_timeout_s,
+        )
+
+    def _prepare(self, request: GenerationRequest) -> Prepared:
+        from pytest_llmbench.backends.openai.client import Prepared
+
+        body = json.dumps(self.payload(request), separators=(",", ":")).encode()
+        return Prepared(request.request_id, body, request.input_tokens, request.max_output_tokens)
+
+    def _drive(self, prepared: Sequence[Prepared], schedule: Schedule) -> list[Completion]:
+        """The run, in this process or over the client processes; what it cost the client is
+        kept for client_load()."""
+        from pytest_llmbench.backends.openai.client import drive, run_loop
+
+        processes = self.client_processes()
+        if processes > 1:
+            from pytest_llmbench.backends.openai.processes import ClientProcesses
+
+            if self._processes is None or not self._processes.alive:
+                self._processes = ClientProcesses(processes)
+            completions, loads = self._processes.run(self._plan(), prepared, schedule)
+            self._client_load = loads
+            return completions
+        completions, load = run_loop(
+            drive(self._plan(), prepared, schedule, on_connection_error=self._await_server_exit)
+        )
+        self._client_load = (load,)
+        return completions
+
+    def converse(
+        self, spec: ConversationSpec, conversations: Sequence[Conversation], max_active: int
     ) -> list[Completion]:
+        """Free-running conversations (pytest_llmbench.multiturn): each sends its next turn
+        when the previous answer has arrived and its think time has passed; at most
+        ``max_active`` are open at once, each holding its connection for all its turns. One
+        client process. A turn's ``scheduled_s`` is when it became due (the answer's arrival
+        plus the think time), so the client's lag is measured as for any schedule."""
+        from pytest_llmbench.backends.openai.client import run_loop
+        from pytest_llmbench.workload.tokenizer import load_tokenizer
+
+        if self._base_url is None or self._model is None:
+            raise EngineError("OpenAIBackend.converse() called before start()")
+        tokenizer = load_tokenizer(self.spec.model_path)
+        self._counted_by.clear()
+        completions, load = run_loop(self._converse(spec, conversations, max_active, tokenizer))
+        self._client_load = (load,)
+        if self._server is not None and not self._server.alive():
+            raise EngineError(self._server.failure(f"the {self._server.kind} server died"))
+        return completions
+
+    async def _converse(
+        self,
+        spec: ConversationSpec,
+        conversations: Sequence[Conversation],
+        max_active: int,
+        tokenizer: Tokenizer,
+    ) -> tuple[list[Completion], ClientLoad]:
         import aiohttp
+        from yarl import URL
 
-        from pytest_llmbench.workload.traffic import run_schedule
+        from pytest_llmbench.backends.openai.client import new_session, send_one
+        from pytest_llmbench.loadgen import LoopMonitor
+        from pytest_llmbench.workload.conversations import (
+            History,
+            not_sent,
+            record_turn,
+            turn_request,
+        )
 
-        connector = aiohttp.TCPConnector(limit=self.options.max_connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        plan = self._plan()
+        timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+        url = URL(plan.url)
+        slots = asyncio.Semaphore(max_active)
+        out: list[Completion] = []
+        monitor = LoopMonitor()
 
-            async def send(request: GenerationRequest) -> Completion:
-                return await self._send(session, request)
+        async def play(conversation: Conversation) -> None:
+            async with slots:
+                history = History()
+                due = time.perf_counter()
+                for turn in range(spec.turns):
+                    request = turn_request(spec, conversation, turn, history)
+                    if history.failed is not None:
+                        out.append(not_sent(request, history.failed, time.perf_counter()))
+                        continue
+                    think = conversation.think_s[turn]
+                    if think:
+                        due += think
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    sent = await send_one(
+                        session, url, plan, self._prepare(request), timeout,
+                        self._await_server_exit,
+                    )  # fmt: skip
+                    completion = dataclasses.replace(self._finish(sent), scheduled_s=due)
+                    record_turn(conversation, turn, history, completion, tokenizer)
+                    out.append(completion)
+                    due = completion.end_s
 
-            return await run_schedule(schedule, requests, send)
+        async with new_session(plan, max_active) as session:
+            monitor.start()
+            try:
+                await asyncio.gather(*(play(c) for c in conversations))
+            finally:
+                load = await monitor.stop()
+        return out, load
+
+    def client_processes(self) -> int:
+        """How many client processes share a schedule (``--llm-client-processes``, resolved)."""
+        wanted = self.options.client_processes
+        if wanted != "auto":
+            return wanted
+        from urllib.parse import urlsplit
+
+        from pytest_llmbench.backends.openai.processes import auto_processes
+
+        host = urlsplit(self._base_url or "").hostname or ""
+        local = self._server is not None or host in ("localhost", "::1") or host.startswith("127.")
+        return auto_processes(local)
+
+    def client_load(self) -> tuple[ClientLoad, ...] | None:
+        return self._client_load
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -239,7 +385,9 @@ class OpenAIBackend(Backend):
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The JSON body for ``request`` (sampling from the compat translation)."""
         body: dict[str, Any] = {"model": self._model}
-        if self.options.endpoint == "chat":
+        if self.options.endpoint == "chat" and request.messages is not None:
+            body["messages"] = [{"role": role, "content": text} for role, text in request.messages]
+        elif self.options.endpoint == "chat":
             text = request.prompt_text
             if text is None:
                 text = str(self._tokenizer.decode(list(request.prompt_token_ids)))
@@ -269,84 +417,6 @@ class OpenAIBackend(Backend):
     def _url(self) -> str:
         path = "/v1/chat/completions" if self.options.endpoint == "chat" else "/v1/completions"
         return f"{self._base_url}{path}"
-
-    async def _send(self, session: aiohttp.ClientSession, request: GenerationRequest) -> Completion:
-        import aiohttp
-
-        chat = self.options.endpoint == "chat"
-        timeout = aiohttp.ClientTimeout(total=self.options.request_timeout_s)
-        headers = self._headers()
-        body = json.dumps(self.payload(request))
-        times: list[float] = []
-        texts: list[str] = []
-        prompt_tokens: int | None = None
-        completion_tokens: int | None = None
-        finish_reason: str | None = None
-        finished = done = False
-        error: str | None = None
-        start = time.perf_counter()
-        try:
-            async with session.post(
-                self._url(), data=body, headers=headers, timeout=timeout
-            ) as resp:
-                if resp.status != 200:
-                    detail = (await resp.text())[:300]
-                    error = f"HTTP {resp.status} {resp.reason}: {detail}"
-                else:
-                    parser = SSEParser()
-                    async for chunk in resp.content.iter_any():
-                        now = time.perf_counter()
-                        output = False
-                        for event in parser.feed(chunk):
-                            delta = parse_data(event.data, chat)
-                            if delta.done:
-                                done = True
-                                continue
-                            if delta.is_token:
-                                output = True
-                                texts.append(delta.text)
-                            finished = finished or delta.finish_reason is not None
-                            if delta.completion_tokens is not None:
-                                completion_tokens = delta.completion_tokens
-                            if delta.prompt_tokens is not None:
-                                prompt_tokens = delta.prompt_tokens
-                            finish_reason = delta.finish_reason or finish_reason
-                        if output:  # events read together were not seen apart: one time
-                            times.append(now)
-                    for event in parser.close():
-                        done = done or parse_data(event.data, chat).done
-        except asyncio.TimeoutError:
-            error = f"timeout: no complete response within {self.options.request_timeout_s:g} s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            await self._await_server_exit()
-        except SSEError as exc:
-            error = str(exc)
-        end = time.perf_counter()
-        if error is None and not times:
-            error = "the stream carried no output tokens"
-        elif error is None and not (done or finished):
-            error = "the stream ended early (no [DONE] and no finish_reason)"
-        source = "usage"
-        if completion_tokens is None and finish_reason == "length":
-            # No usage block (llama-cpp-python's server): "length" is the server saying it
-            # stopped at max_tokens, which counts them exactly where re-tokenising text cannot.
-            completion_tokens, source = request.max_output_tokens, "finish_reason=length"
-        usage_ok = completion_tokens is not None and error is None
-        if error is not None and self._server is not None and not self._server.alive():
-            error = self._server.failure(f"{error}; the {self._server.kind} server died")
-        return Completion(
-            request_id=request.request_id,
-            input_tokens=prompt_tokens if prompt_tokens is not None else request.input_tokens,
-            output_tokens=completion_tokens if usage_ok and completion_tokens is not None else 0,
-            start_s=start,
-            end_s=end,
-            first_token_s=times[0] if times else None,
-            token_times_s=tuple(times),
-            text="".join(texts),
-            error=self._scrub(error),
-            output_tokens_source=source if usage_ok else None,
-        )
 
     async def _await_server_exit(self, wait_s: float = 1.0) -> None:
         """After a connection error, give a dying managed server time to be seen as dead.
@@ -463,13 +533,3 @@ class OpenAIBackend(Backend):
         if not isinstance(data, dict):
             raise EngineError(f"GET {url}: expected a JSON object")
         return data
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code, even inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()

@@ -37,6 +37,9 @@ class OpenAIOptions:
     model_name: str | None = None  # sent as "model"; None: first entry of /v1/models
     startup_timeout_s: float = 900.0  # managed server: time to become ready
     server_args: tuple[str, ...] = ()  # managed server: extra command-line arguments, verbatim
+    # client processes that share each schedule (backends/openai/processes.py); "auto": one per
+    # usable CPU, less one when the server runs on this machine
+    client_processes: int | Literal["auto"] = 1
 
     def api_key(self) -> str | None:
         """The key from the environment at call time (None when no variable is configured)."""
@@ -98,7 +101,22 @@ def validate(options: OpenAIOptions) -> OpenAIOptions:
         raise ConfigError("--llm-max-connections", f"{options.max_connections} is not >= 1")
     if not options.startup_timeout_s > 0:
         raise ConfigError("--llm-server-startup-timeout", f"{options.startup_timeout_s} is not > 0")
-    return _replace(options, server_url=url)
+    return _replace(
+        options, server_url=url, client_processes=client_processes(options.client_processes)
+    )
+
+
+def client_processes(value: object) -> int | Literal["auto"]:
+    """``--llm-client-processes``: a whole number >= 1, or ``auto``."""
+    if value == "auto":
+        return "auto"
+    try:
+        number = int(str(value)) if not isinstance(value, int) else value
+    except ValueError:
+        number = 0
+    if isinstance(value, (bool, float)) or number < 1:
+        raise ConfigError("--llm-client-processes", f"{value!r} is not a number >= 1 or auto")
+    return number
 
 
 def _replace(options: OpenAIOptions, **changes: Any) -> OpenAIOptions:
@@ -181,6 +199,13 @@ OPTION_SPECS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
         {"type": int},
     ),
     (
+        "--llm-client-processes",
+        "llm_client_processes",
+        "openai backend: client processes that share each schedule, N or auto (one per usable "
+        "CPU, less one for a server on this machine, at most 8) (default 1).",
+        {"metavar": "N|auto"},
+    ),
+    (
         "--llm-endpoint",
         "llm_endpoint",
         "openai backend: completions (token-id prompts, exact lengths) or chat (default "
@@ -207,6 +232,7 @@ def options_from_getoption(getoption: Callable[[str], object]) -> OpenAIOptions:
         "llm_endpoint": "endpoint",
         "llm_server_arg": "server_args",
         "llm_server_startup_timeout": "startup_timeout_s",
+        "llm_client_processes": "client_processes",
     }
     values: dict[str, Any] = {}
     for dest, name in keys.items():

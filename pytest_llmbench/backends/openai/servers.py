@@ -79,7 +79,8 @@ def engine_flags(config: Any, kind: str, model_path: str, scratch_dir: Path) -> 
         from pytest_llmbench.backends.sglang.args import sglang_server_args
 
         args = sglang_server_args(config, translate(config, "sglang"), model_path)
-        return args[2:]  # after "--model-path PATH"
+        # Its Prometheus /metrics (per-window server timings, server_metrics.py) is opt-in.
+        return [*args[2:], "--enable-metrics"]  # after "--model-path PATH"
     if kind == "tensorrt":
         from pytest_llmbench.backends.tensorrt.args import (
             trtllm_extra_llm_api_options,

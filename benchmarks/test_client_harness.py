@@ -1,0 +1,115 @@
+"""The harness's own HTTP client, measured: record-only, no speed is asserted.
+
+A fake OpenAI server that answers in microseconds (``fake_openai_server.py``, on its own CPU
+where there is a second one) is driven by pytest-llmbench's client and by ``vllm bench serve``'s
+client (when vLLM is installed), each pinned to one CPU, in interleaved rounds whose order
+alternates: streamed completions of 32 -> 16 tokens at fixed concurrency. Then our client with
+two processes (``--llm-client-processes 2``), unpinned. Each line: requests per second over the
+measured run, and for ours the event-loop CPU per request. Numbers and the machine they came
+from: docs/performance.md.
+
+    pytest benchmarks/test_client_harness.py --llm-backend openai -s
+    LLMBENCH_CLIENT_ROUNDS=4 LLMBENCH_CLIENT_REQUESTS=2000 \\
+        pytest benchmarks/test_client_harness.py --llm-backend openai -s
+
+``LLMBENCH_CLIENT_CONCURRENCY`` (default ``64,256``) sets the concurrencies;
+``LLMBENCH_CLIENT_BASELINE=DIR`` adds the client of another checkout of this project (e.g. an
+older commit, via ``git worktree add DIR COMMIT``) to every round.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROUNDS = int(os.environ.get("LLMBENCH_CLIENT_ROUNDS", "1"))
+REQUESTS = int(os.environ.get("LLMBENCH_CLIENT_REQUESTS", "1000"))
+CONCURRENCY = [int(c) for c in os.environ.get("LLMBENCH_CLIENT_CONCURRENCY", "64,256").split(",")]
+BASELINE = os.environ.get("LLMBENCH_CLIENT_BASELINE")
+
+
+def run_client(argv: list[str], pythonpath: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, str(HERE / "client_harness.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(pythonpath)},
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def test_client_throughput_against_a_fast_server(llm_backend_name, record_property):
+    if llm_backend_name != "openai":
+        pytest.skip("measures the openai backend's client: select it with --llm-backend openai")
+    cpus = sorted(os.sched_getaffinity(0))
+    client_cpu = str(cpus[0])
+    pin = ["--cpu", str(cpus[-1])] if len(cpus) > 1 else []
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "fake_openai_server.py"), "--port", "0", *pin],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}"
+        from pytest_llmbench.workload.tinymodel import ensure_tiny_model
+
+        tokenizer = str(ensure_tiny_model())
+        clients: list[tuple[list[str], Path]] = [(["ours"], HERE.parent)]
+        if BASELINE:
+            clients.append((["ours"], Path(BASELINE)))
+        if importlib.util.find_spec("vllm") is not None:
+            clients.append((["vllm", "--tokenizer", tokenizer], HERE.parent))
+        lines = []
+        for round_ in range(ROUNDS):
+            for concurrency in CONCURRENCY:
+                order = clients if round_ % 2 == 0 else clients[::-1]
+                for (argv, path), label in zip(order, _labels(order), strict=True):
+                    args = [argv[0], url, str(REQUESTS), str(concurrency), *argv[1:]]
+                    line = run_client([*args, "--cpu", client_cpu], path)
+                    line["client"] = label
+                    lines.append(line)
+                two = run_client(["ours", url, str(REQUESTS), str(concurrency), "--processes", "2"],
+                                 HERE.parent)  # fmt: skip
+                lines.append(two)
+    finally:
+        server.kill()
+        server.wait(10)
+    for line in lines:
+        assert line["errors"] == 0, line
+        assert line["output_tokens"] == REQUESTS * 16, line
+        print(
+            f"{line['client']:<20} c={line['concurrency']:<4} {line['requests_s']:8.0f} req/s"
+            + (
+                f"  {line['cpu_ms_per_request']:.3f} ms loop CPU/request"
+                if line["cpu_ms_per_request"] is not None
+                else ""
+            )
+        )
+    record_property(
+        "client_harness",
+        {"rounds": ROUNDS, "requests": REQUESTS, "load_average": os.getloadavg(), "runs": lines},
+    )
+
+
+def _labels(order: list[tuple[list[str], Path]]) -> list[str]:
+    out = []
+    for argv, path in order:
+        if argv[0] == "vllm":
+            out.append("vllm bench serve")
+        elif path == HERE.parent:
+            out.append("ours")
+        else:
+            out.append(f"ours ({path.name})")
+    return out
