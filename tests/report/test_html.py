@@ -15,8 +15,6 @@ from pytest_llmbench.report.html import render, write_html
 from pytest_llmbench.report.svg import HEIGHT_PX, WIDTH_PX, backend_colour
 from tests.results.factories import make_report, make_result
 
-OUT = Path(__file__).resolve().parents[2] / "out"
-
 
 def _two_backends():
     return make_report(
@@ -70,8 +68,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
     path = tmp_path / "report.html"
     write_html(path, [_two_backends()])
-    OUT.mkdir(exist_ok=True)
-    shot = OUT / "html-report.png"
+    shot = tmp_path / "html-report.png"  # under tmp: out/ holds the user's reports
     flags = [
         "--headless",
         "--no-sandbox",
