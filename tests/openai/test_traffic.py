@@ -152,7 +152,7 @@ class Recorder:
         return Completion(request.request_id, 2, 2, start, self.clock())
 
 
-class JumpingSelector(selectors.DefaultSelector):  # type: ignore[valid-type,misc]
+class JumpingSelector(selectors.DefaultSelector):
     """Instead of waiting ``timeout`` for the next timer, moves the clock there at once."""
 
     def __init__(self) -> None:
