@@ -90,7 +90,7 @@ def test_pytorch_harness_overhead(
     # The plugin's path must not be the bottleneck. Asserted where load cannot reach: the CPU time
     # of the added work does not grow when other processes share the cores, and the direct run
     # only gets longer (a smaller share). Under load the ratio swings by tens of percent in both
-    # directions (issue 24: rounds 0.30-3.07 on a busy 2-core machine): recorded, and asserted
+    # directions (rounds of 0.30-3.07 on a busy 2-core machine): recorded, and asserted
     # only when asked for.
     assert summary["added_host_cpu_fraction"] < HOST_SHARE_MAX, summary
     if strict_overhead:

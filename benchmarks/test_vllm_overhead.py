@@ -93,7 +93,7 @@ def test_vllm_harness_overhead(llm_bench, llm_backend, record_property, strict_o
     # fastest. On the async engine the backend streams every token (for per-token times) while the
     # direct call asks for final outputs only, which costs some 10% more on this tiny model.
     floor = 0.9 if inside.engine == "LLM" else 0.8
-    # Whole rounds swing by tens of percent on a busy machine (issue 24: a median of 0.88 with
+    # Whole rounds swing by tens of percent on a busy machine (a median of 0.88 with
     # other jobs running); the bound over the rounds widens with that swing instead of failing.
     assert summary["backend_ratio_upper_bound"] > floor, summary
     assert summary["hosted_ratio_upper_bound"] > floor, summary

@@ -23,7 +23,7 @@ def test_a_clearly_slower_harness_is_below_the_floor() -> None:
 
 
 def test_rounds_as_spread_as_a_busy_two_core_machine_make_no_claim() -> None:
-    # issue 24: median 0.524, rounds 0.30-3.07 under other jobs; the old bound failed on it
+    # a 2-core machine with other jobs: median 0.524, rounds 0.30-3.07; the old bound failed on it
     rounds = [0.30, 0.45, 0.52, 0.53, 1.20, 3.07]
     assert sorted(rounds)[2] < 0.85 < ratio_upper_bound(rounds)
 
