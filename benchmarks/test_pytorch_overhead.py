@@ -12,7 +12,11 @@ takes (per-token timestamps, per-request Completions). Both run in this process.
 
 The summary also gives the host time the plugin adds per run, timed alone
 (``added_host_ms_per_run``, and as a fraction of the direct run): where whole runs swing by more
-than 2%, that bound is what resolves the harness's cost.
+than 2%, that bound is what resolves the harness's cost. What is asserted by default is that
+work's CPU time as a share of the direct run (< 2%): other processes can stretch the run but not
+the CPU time of the added work, so a busy machine cannot fail it. The end-to-end ratio is
+recorded with its upper confidence bound over the rounds; ``--llm-strict-overhead`` asserts
+0.85 < ratio < 1.15 as well, for a run on a quiet machine.
 
 ``LLMBENCH_OVERHEAD_ROUNDS`` (default 6) and ``LLMBENCH_OVERHEAD_PROMPTS`` (default: one batch,
 ``batching.batch_size`` prompts) set the rounds and the prompts per run.
@@ -25,14 +29,19 @@ import statistics
 
 import pytest
 
+from pytest_llmbench.backends.overhead import ratio_upper_bound
 from pytest_llmbench.backends.pytorch.overhead import added_host_time
 from pytest_llmbench.workload.prompts import build_requests
 from pytest_llmbench.workload.tokenizer import load_tokenizer
 
 ROUNDS = int(os.environ.get("LLMBENCH_OVERHEAD_ROUNDS", "6"))
+HOST_SHARE_MAX = 0.02  # the added work's CPU time per run, as a share of the direct run
+STRICT_RATIO = (0.85, 1.15)  # plugin / direct, asserted with --llm-strict-overhead
 
 
-def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_property):
+def test_pytorch_harness_overhead(
+    llm_bench, llm_backend, llm_config, record_property, strict_overhead
+):
     if llm_backend.name != "pytorch":
         pytest.skip("measures the pytorch backend's harness against transformers itself")
     assert ROUNDS >= 2 and ROUNDS % 2 == 0, "LLMBENCH_OVERHEAD_ROUNDS must be even"
@@ -46,13 +55,16 @@ def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_pro
     rounds = [backend.harness_overhead(requests, 1, False, i % 2 == 1) for i in range(ROUNDS)]
     direct = statistics.median(r.direct_tok_s for r in rounds)
     harness = statistics.median(r.harness_tok_s for r in rounds)
+    ratios = [r.ratio for r in rounds]
     details = backend.info().details
     # The paired ratio cannot resolve 2% where whole runs swing more (host-bound eager decoding);
     # the work the plugin adds, timed alone, bounds its cost there.
-    added_s = sum(
-        added_host_time(backend, b, max(r.max_output_tokens for r in b)).per_run_s
+    added = [
+        added_host_time(backend, b, max(r.max_output_tokens for r in b))
         for b in backend._batches(requests)
-    )
+    ]
+    added_s = sum(a.per_run_s for a in added)
+    added_cpu_s = sum(a.per_run_cpu_s for a in added)
     direct_run_s = rounds[0].output_tokens / direct
     summary = {
         "output_tokens_per_run": rounds[0].output_tokens,
@@ -62,19 +74,25 @@ def test_pytorch_harness_overhead(llm_bench, llm_backend, llm_config, record_pro
         "backend_generate_tok_s": round(harness, 1),
         # Each round pairs the two paths back to back; the median of those paired ratios is the
         # claim (a ratio of medians would mix rounds whose conditions differ).
-        "ratio": round(statistics.median(r.ratio for r in rounds), 3),
-        "round_ratios": [round(r.ratio, 3) for r in rounds],
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_upper_bound": round(ratio_upper_bound(ratios), 3),  # 99.9%, one-sided
+        "round_ratios": [round(r, 3) for r in ratios],
         "added_host_ms_per_run": round(added_s * 1e3, 3),
         "added_host_fraction": round(added_s / direct_run_s, 5),
+        "added_host_cpu_ms_per_run": round(added_cpu_s * 1e3, 3),
+        "added_host_cpu_fraction": round(added_cpu_s / direct_run_s, 5),
         "token_timing": details.get("token_timing", ""),
         "static_cache": details.get("static_cache", "transformers' own (dynamic)"),
         "cuda_graphs": details.get("cuda_graphs", "not applicable"),
     }
     record_property("pytorch_harness_overhead", summary)
     print(f"\npytorch harness overhead: {summary}")
-    # The plugin's path must not be the bottleneck. The bound leaves room for run-to-run noise on
-    # a busy 2-core CPU machine (several percent); on a GPU the recorded ratio is the claim
-    # (docs/performance.md), and it is read there, not asserted at 2% here. Under pytest-xdist
-    # other workers share the cores and swing either path by tens of percent: recorded only.
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        assert 0.85 < summary["ratio"] < 1.15, summary
+    # The plugin's path must not be the bottleneck. Asserted where load cannot reach: the CPU time
+    # of the added work does not grow when other processes share the cores, and the direct run
+    # only gets longer (a smaller share). Under load the ratio swings by tens of percent in both
+    # directions (rounds of 0.30-3.07 on a busy 2-core machine): recorded, and asserted
+    # only when asked for.
+    assert summary["added_host_cpu_fraction"] < HOST_SHARE_MAX, summary
+    if strict_overhead:
+        low, high = STRICT_RATIO
+        assert low < summary["ratio"] < high, summary

@@ -107,9 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--false-alarm-rate", type=float, default=None, metavar="P")
     p.add_argument("--json", metavar="OUT.json", help="Also write the profile as JSON.")
 
-    p = sub.add_parser("merge", help="Merge reports into OUT (refuses mixed backends).")
-    p.add_argument("out", metavar="OUT.json")
+    p = sub.add_parser(
+        "merge",
+        help="Merge reports into -o OUT.json (refuses mixed backends).",
+        description="Merge the results of several reports into one. The output is named with "
+        "-o; an existing file that is not one of the inputs is overwritten only with --force.",
+    )
     p.add_argument("inputs", nargs="+", metavar="REPORT.json")
+    p.add_argument("-o", "--output", metavar="OUT.json", help="where to write the merged report")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite OUT.json when it is not one of the inputs"
+    )
     p.add_argument("--allow-mixed-backends", action="store_true", help=mixed_help)
 
     p = sub.add_parser(
@@ -266,16 +274,33 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _merge(args: argparse.Namespace, out: TextIO) -> int:
+    import os
+
     from pytest_llmbench.merge import merge_reports
     from pytest_llmbench.report.json_report import atomic_write_text
     from pytest_llmbench.results import load_report
 
+    if args.output is None:  # `merge a.json b.json` once meant "merge b.json into a.json"
+        example = " ".join(args.inputs)
+        raise LLMBenchError(
+            f"name the merged report with -o, e.g. llmbench merge {example} -o merged.json"
+        )
+    target = os.path.realpath(args.output)
+    if (
+        os.path.exists(target)
+        and target not in {os.path.realpath(p) for p in args.inputs}
+        and not args.force
+    ):
+        raise LLMBenchError(
+            f"-o: {args.output} exists and is not one of the inputs; add --force to overwrite it"
+        )
     reports = [load_report(path) for path in args.inputs]
     merged = merge_reports(reports, allow_mixed=args.allow_mixed_backends)
-    atomic_write_text(args.out, merged.to_json())
+    atomic_write_text(args.output, merged.to_json())
     label = " (mixed backends)" if merged.mixed_backends else ""
     print(
-        f"merged {len(merged.results)} results from {len(reports)} reports{label} into {args.out}",
+        f"merged {len(merged.results)} results from {len(reports)} reports{label} "
+        f"into {args.output}",
         file=out,
     )
     return EXIT_OK

@@ -33,19 +33,21 @@ class ReportWriteWarning(UserWarning):
     """The JSON report could not be rewritten; the previous file is kept as it was."""
 
 
-def check_writable(json_path: str) -> None:
-    """ConfigError naming ``--llm-json`` unless a report can be created at ``json_path``.
+def check_writable(path: str, option: str) -> None:
+    """ConfigError naming ``option`` unless a file can be created at ``path`` (missing folders
+    are created, as the write will).
 
     Checked before any benchmark runs, by creating (and removing) a file beside it, so that an
-    hour of measurements is never lost to a typo or a read-only folder at the end.
+    hour of measurements is never lost to a typo or a read-only folder at the end. Every output
+    the session writes at its end (``--llm-json``, ``--llm-html``) is checked here.
     """
-    target = Path(json_path)
+    target = Path(path)
     if target.is_dir():
-        raise ConfigError("--llm-json", f"{json_path} is a directory; give a file name")
+        raise ConfigError(option, f"{path} is a directory; give a file name")
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ConfigError("--llm-json", f"cannot write {json_path}: {parent} is a file")
+                raise ConfigError(option, f"cannot write {path}: {parent} is a file")
             break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def check_writable(json_path: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise ConfigError("--llm-json", f"cannot write {json_path}: {reason}") from None
+        raise ConfigError(option, f"cannot write {path}: {reason}") from None
 
 
 class ResultCollector:

@@ -82,8 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
         b = options.baseline
         try:
-            if options.json_path:
-                check_writable(options.json_path)
+            for option, path in (
+                ("--llm-json", options.json_path),
+                ("--llm-html", options.html_path),
+            ):
+                if path:
+                    check_writable(path, option)
             # Before any benchmark runs: a bad rule or a missing/corrupt baseline fails now.
             plan = BaselinePlan.create(
                 compare=b.compare,

@@ -4,8 +4,39 @@ from __future__ import annotations
 
 import importlib.util
 import textwrap
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.checkout_writes import snapshot, written_since
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No timing bound in a unit test, hypothesis's included: its default 200 ms deadline per
+    example and its too-slow health check fail examples that a busy CI runner merely delays."""
+    if importlib.util.find_spec("hypothesis") is None or config.getoption(
+        "hypothesis_profile", None
+    ):
+        return
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "llmbench-busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("llmbench-busy-machine")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tests_write_only_under_tmp(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the session (an error at the last teardown) when a test wrote into the checkout's
+    out/ folder, where users keep their reports, instead of under its tmp path."""
+    root = Path(__file__).resolve().parents[1]
+    before = snapshot(root)
+    yield
+    own = [request.config.getoption(o, None) or "" for o in ("llm_json", "llm_html")]
+    written = written_since(before, snapshot(root), root, own)
+    assert not written, f"tests wrote into the checkout: {', '.join(written)}; use tmp_path"
 
 
 @pytest.fixture(scope="session", autouse=True)

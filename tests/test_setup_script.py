@@ -78,7 +78,7 @@ def setup(
         env=run_env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a hang guard; the stand-ins take seconds
     )
     return proc, log.read_text().splitlines() if log.exists() else []
 

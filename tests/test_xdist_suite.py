@@ -45,7 +45,7 @@ def run_suite(
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a hang guard: a busy 2-core runner takes minutes
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return proc, data

@@ -8,10 +8,14 @@ interleaved, so that drift (clocks, thermals, caches) hits both alike, and repor
 
 from __future__ import annotations
 
+import math
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from pytest_llmbench.stats import t_quantile
 
 #: A path to time: runs the workload once, returns the output tokens it produced.
 Path = Callable[[], int]
@@ -72,3 +76,30 @@ def compare_paths(
         direct_tok_s=statistics.median(rates["direct"]),
         harness_tok_s=statistics.median(rates["harness"]),
     )
+
+
+#: One-sided confidence of :func:`ratio_upper_bound` as the benchmarks assert it by default: a
+#: harness that costs nothing fails with probability 1 - this, however wide the rounds spread.
+SLOWER_CONFIDENCE = 0.999
+
+
+def ratio_upper_bound(ratios: Sequence[float], confidence: float = SLOWER_CONFIDENCE) -> float:
+    """One-sided upper confidence bound of the typical paired ratio harness / direct.
+
+    Each round times both paths back to back, so its ratio cancels what the round shares (clock,
+    load at that moment); what load does differently from round to round is the spread. The
+    bound is Student's t over the log ratios (ratios of rates multiply, so their logs add): the
+    geometric mean's bound at ``confidence``. A bound below a floor means the rounds show the
+    harness slower than the floor beyond their own spread. Load that swings whole rounds widens
+    the interval instead of moving the bound down. Fewer than two rounds: +inf (no claim).
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence {confidence} is not within (0, 1)")
+    if any(not (r > 0.0 and math.isfinite(r)) for r in ratios):
+        raise ValueError(f"ratios must be positive and finite, got {list(ratios)}")
+    if len(ratios) < 2:
+        return math.inf
+    logs = [math.log(r) for r in ratios]
+    spread = statistics.stdev(logs) / math.sqrt(len(logs))
+    upper = statistics.fmean(logs) + t_quantile(confidence, len(logs) - 1) * spread
+    return math.exp(upper) if upper < math.log(sys.float_info.max) else math.inf

@@ -126,7 +126,10 @@ def test_child_killed_mid_call_becomes_engine_error_and_a_fresh_host_works():
 
 
 def test_start_timeout_ends_the_child():
-    h = HostedBackend(FAKE, spec("slow-start"), start_timeout_s=1.0)
+    # Spawned with the default bound: starting a Python process takes seconds on a busy machine,
+    # and a 1 s bound there fails the spawn instead of the start (60 s) this test is about.
+    h = HostedBackend(FAKE, spec("slow-start"))
+    h.start_timeout_s = 1.0
     with pytest.raises(EngineError, match="did not finish within 1 s"):
         h.start()
     assert not h.alive

@@ -53,6 +53,24 @@ def test_cpu_clock_stamps_each_step_inside_the_call_and_reuses_one_tensor() -> N
     assert clock(torch.zeros((2, 4), dtype=torch.long), None).shape == (2,)  # a new batch shape
 
 
+class Ticks:
+    """Stands in for the ``time`` module: wall and CPU clocks that move only when a test says so,
+    so that timing code is checked exactly, whatever else the machine is doing."""
+
+    def __init__(self) -> None:
+        self.wall_s, self.cpu_s = 100.0, 5.0
+
+    def perf_counter(self) -> float:
+        return self.wall_s
+
+    def thread_time(self) -> float:
+        return self.cpu_s
+
+    def spend(self, wall_s: float, cpu_s: float = 0.0) -> None:
+        self.wall_s += wall_s
+        self.cpu_s += cpu_s
+
+
 class FakeEvent:
     """torch.cuda.Event at the hardware boundary. An event recorded on an idle GPU (right after a
     synchronise) completes at once; later ones complete ``lag_s`` after the host queued them (the
@@ -60,13 +78,14 @@ class FakeEvent:
 
     lag_s = 0.004
     idle = True
+    clock = staticmethod(time.perf_counter)  # the host's clock, on the perf_counter scale
 
     def __init__(self, enable_timing: bool = False) -> None:
         assert enable_timing
         self.at_s = 0.0
 
     def record(self) -> None:
-        self.at_s = time.perf_counter() + (0.0 if FakeEvent.idle else self.lag_s)
+        self.at_s = self.clock() + (0.0 if FakeEvent.idle else self.lag_s)
         FakeEvent.idle = False
 
     def elapsed_time(self, other: FakeEvent) -> float:
@@ -83,21 +102,24 @@ def test_cuda_clock_maps_event_times_onto_perf_counter(monkeypatch: pytest.Monke
         synced.append(True)
         FakeEvent.idle = True
 
+    ticks = Ticks()  # the host's clock, moved by hand: a busy machine cannot shift the stamps
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(FakeEvent, "clock", ticks.perf_counter)
+    monkeypatch.setattr("pytest_llmbench.backends.pytorch.timing.time", ticks)
     clock = StepClock(torch.device("cuda"))
     ids = torch.zeros((1, 4), dtype=torch.long)
     clock.start()
     queued = []
     for _ in range(3):
-        queued.append(time.perf_counter())
+        queued.append(ticks.perf_counter())
         clock(ids, None)
-        time.sleep(0.002)
+        ticks.spend(0.002)
     times = clock.times_s()
     assert synced == [True]  # once, before the batch: never inside the decoding loop
     # Each time is the event's, shifted onto perf_counter: the GPU's finish, not the host's queue.
     for host_s, step_s in zip(queued, times, strict=True):
-        assert step_s - host_s == pytest.approx(FakeEvent.lag_s, abs=0.0015)
+        assert step_s - host_s == pytest.approx(FakeEvent.lag_s)
     assert clock.method == TIMING_CUDA
 
 
@@ -192,22 +214,23 @@ def test_added_host_time_counts_the_clock_per_step_and_per_batch(
 ) -> None:
     from pytest_llmbench.backends.pytorch import overhead
 
+    ticks = Ticks()
     calls = {"step": 0, "start": 0, "read": 0}
 
-    class SlowClock(StepClock):  # each part takes a known, measurable time
+    class SlowClock(StepClock):  # each part takes a known time, the wall longer than the CPU
         def start(self) -> None:
             calls["start"] += 1
-            time.sleep(0.004)
+            ticks.spend(0.004, 0.003)
             super().start()
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             calls["step"] += 1
-            time.sleep(0.001)
+            ticks.spend(0.001, 0.0005)
             return super().__call__(input_ids, scores)
 
         def times_s(self) -> list[float]:
             calls["read"] += 1
-            time.sleep(0.002)
+            ticks.spend(0.002, 0.001)
             return super().times_s()
 
     backend = make_backend()
@@ -222,11 +245,14 @@ def test_added_host_time_counts_the_clock_per_step_and_per_batch(
 
     monkeypatch.setattr(backend, "_completions", counted)
     monkeypatch.setattr("pytest_llmbench.backends.pytorch.timing.StepClock", SlowClock)
+    monkeypatch.setattr(overhead, "time", ticks)
     added = overhead.added_host_time(backend, batch, steps=20, repetitions=3)
     assert calls == {"step": 60, "start": 3, "read": 3}
     assert made == [60, 60, 60]
-    assert 0.001 <= added.per_step_s < 0.02
-    assert 0.006 <= added.per_batch_s < 0.2
+    assert added.per_step_s == pytest.approx(0.001) and added.per_batch_s == pytest.approx(0.006)
+    assert added.per_step_cpu_s == pytest.approx(0.0005)
+    assert added.per_batch_cpu_s == pytest.approx(0.004)
+    assert added.per_run_cpu_s == pytest.approx(0.004 + 20 * 0.0005)
     assert added.per_run_s == pytest.approx(added.per_batch_s + 20 * added.per_step_s)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         overhead.added_host_time(backend, batch[:1], steps=0)

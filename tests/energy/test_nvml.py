@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -207,26 +208,31 @@ def test_gpu_lost_mid_window_is_unavailable_with_reason() -> None:
 
 
 def test_background_poller_counts_real_updates_and_joins() -> None:
-    """A counter that steps every 20 ms, polled every 2 ms: each step is one update."""
-    started = time.perf_counter()
+    """A counter that steps on every 10th read, polled by the background thread on a clock that
+    moves 2 ms per read: each step is one update, 20 ms apart, whatever else the machine runs
+    (a counter stepping in wall time would be missed whenever the poller waits for a core)."""
+    clock = FakeClock()
+    reads = 0
 
     def stepping_mj() -> int:
-        return int((time.perf_counter() - started) / 0.02) * 1_000
+        nonlocal reads
+        reads += 1
+        clock.advance(0.002)
+        return reads // 10 * 1_000
 
     nvml = FakeNvml([FakeGpu(uuid(0), energy_mj=stepping_mj)])
-    meter = nvml_counter_meter(
-        nvml, resolve_gpus(nvml, [0], environ={}), min_updates=5, poll_interval_s=0.002
-    )
+    channels = [NvmlEnergyChannel(nvml, g) for g in resolve_gpus(nvml, [0], environ={})]
+    meter = CounterMeter(METHOD, channels, min_updates=5, interval_s=0.002, clock=clock)
     w = meter.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while w.updates() < 5 and time.monotonic() < deadline:
         time.sleep(0.005)
     reading = w.stop()
     assert isinstance(reading, EnergyReading)
     assert reading.updates >= 5 and not reading.short_window
-    # every change was seen: joules / (1 J per step) equals the updates, give or take a miss
-    assert reading.updates - 1 <= reading.energy_j <= reading.updates + 1
-    assert reading.update_interval_s == pytest.approx(0.02, abs=0.015)
+    assert reading.energy_j == reading.updates  # every change was seen: 1 J per step
+    assert reading.update_interval_s == pytest.approx(0.02)
+    assert not [t for t in threading.enumerate() if t.name.startswith("llmbench-")]  # joined
 
 
 def test_describe_names_method_devices_and_minimum() -> None:

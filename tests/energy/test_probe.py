@@ -23,7 +23,8 @@ class Busy:
         self.clock = FakeClock()
         self.energy_mj = 0.0
         self.power_w = power_w
-        nvml = FakeNvml([FakeGpu(uuid(0), energy_mj=lambda: round(self.energy_mj))])
+        self.gpu = FakeGpu(uuid(0), energy_mj=lambda: round(self.energy_mj))
+        nvml = FakeNvml([self.gpu])
         channels = [NvmlEnergyChannel(nvml, g) for g in resolve_gpus(nvml, [0], environ={})]
         self.meter = CounterMeter(
             METHOD, channels, min_updates=min_updates, interval_s=0.002, clock=self.clock
@@ -32,6 +33,15 @@ class Busy:
     def work(self, dt_s: float = 0.1) -> None:
         self.energy_mj += self.power_w * dt_s * 1e3
         self.clock.advance(dt_s)
+
+    def seen(self) -> None:
+        """Wait until the running window's poller has read the counter since the last ``work``:
+        a read that began after this call has finished once a second one begins."""
+        target = self.gpu.reads + 2
+        deadline = time.monotonic() + 60
+        while self.gpu.reads < target:
+            assert time.monotonic() < deadline, "the poller stopped reading the counter"
+            time.sleep(0.001)
 
 
 def test_measure_gives_joules_of_the_block() -> None:
@@ -89,7 +99,7 @@ def test_repeat_runs_until_the_window_is_long_enough() -> None:
 
     def step() -> None:
         busy.work(0.1)
-        time.sleep(0.03)  # the poller (every 2 ms) sees the update before the probe asks
+        busy.seen()  # the poller sees the update before the probe asks, however busy the machine
 
     m = probe.repeat(step)
     assert m.iterations == 3

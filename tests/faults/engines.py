@@ -110,6 +110,8 @@ STAND_IN_SERVER = textwrap.dedent(
     servers = importlib.import_module("pytest_llmbench.backends.openai.servers")
 
     def _command(kind, model_path, host, port, flags=(), extra_args=(), python=None):
+        with open("server-launches.txt", "a") as launches:  # the inner session's cwd: tmp
+            print(kind, file=launches)
         return [sys.executable, {str(STAND_IN_SCRIPT)!r}, "--host", host, "--port", str(port),
                 *extra_args]
 

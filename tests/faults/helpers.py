@@ -37,7 +37,7 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def wait_gone(pids: set[int], timeout_s: float = 15.0) -> set[int]:
+def wait_gone(pids: set[int], timeout_s: float = 60.0) -> set[int]:
     """The pids of ``pids`` still running after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

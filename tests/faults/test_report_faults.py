@@ -13,6 +13,7 @@ from .helpers import result_ids, valid_report
 ARGS = ("--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0", "--llm-energy", "none")
 
 
+@pytest.mark.parametrize("option", ["--llm-json", "--llm-html"])
 @pytest.mark.parametrize(
     ("where", "problem"),
     [
@@ -22,7 +23,7 @@ ARGS = ("--llm-backend", "echo", "--llm-repeat", "1", "--llm-warmup", "0", "--ll
     ],
 )
 def test_unwritable_report_path_is_one_line_before_anything_runs(
-    echo_pytester: pytest.Pytester, where: str, problem: str
+    echo_pytester: pytest.Pytester, option: str, where: str, problem: str
 ) -> None:
     (echo_pytester.path / "a_file").write_text("not a folder")
     (echo_pytester.path / "a_folder").mkdir()
@@ -32,11 +33,11 @@ def test_unwritable_report_path_is_one_line_before_anything_runs(
             raise AssertionError("a benchmark ran although the report cannot be written")
         """
     )
-    result = echo_pytester.runpytest_inprocess(*ARGS, "--llm-json", where)
+    result = echo_pytester.runpytest_inprocess(*ARGS, option, where)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.stderr.lines if line.strip()]
     assert len(errors) == 1, errors
-    assert errors[0].startswith("ERROR: --llm-json: ") and problem in errors[0]
+    assert errors[0].startswith(f"ERROR: {option}: ") and problem in errors[0]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -39,13 +38,12 @@ def test_http_errors_and_timeouts_count_in_the_error_rate_and_the_run_completes(
             assert (rep.requests, rep.errors) == (2, 3)
         """
     )
-    started = time.monotonic()
     result = pytester.runpytest_inprocess(
         "--llm-backend", "openai", "--llm-server-url", server.url, "--llm-request-timeout", "0.5",
         *QUICK, "--llm-json", "r.json",
     )  # fmt: skip
+    # passed: 3 errors, so the slow request was cut by the 0.5 s timeout (it answers after 3 s)
     result.assert_outcomes(passed=1)
-    assert time.monotonic() - started < 30
     [measured] = valid_report(pytester.path / "r.json")["results"]
     assert measured["aggregate"]["error_rate"] == pytest.approx(3 / 5)
     result.stdout.fnmatch_lines(["*test_serving*60.0*"])  # err % in the terminal summary
@@ -64,18 +62,17 @@ def test_server_never_ready_fails_after_the_startup_timeout_with_its_log(
             llm_bench(num_prompts=1, input_tokens=4, output_tokens=2)
         """
     )
-    started = time.monotonic()
     result = pytester.runpytest_inprocess(
         "--llm-backend", "openai", "--llm-server-startup-timeout", "1.5",
         "--llm-server-arg=--mode", "--llm-server-arg=never", *QUICK,
     )  # fmt: skip
-    elapsed_s = time.monotonic() - started
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         ["*vllm server not ready after 1.5 s*last lines:*", "serving", "*vllm server not ready*"]
     )
     assert "Traceback" not in result.stdout.str()
-    assert elapsed_s < 20  # one wait for start-up, and the second test does not wait again
+    # one wait for start-up: the second test errors with the same message, not a second wait
+    assert (pytester.path / "server-launches.txt").read_text().split() == ["vllm"]
 
 
 def test_server_killed_mid_run_fails_that_test_with_its_log_and_the_next_restarts_it(
@@ -111,13 +108,12 @@ def test_server_killed_mid_run_fails_that_test_with_its_log_and_the_next_restart
             llm_bench(num_prompts=1, input_tokens=4, output_tokens=2)
         """
     )
-    started = time.monotonic()
     result = pytester.runpytest_inprocess(
         "--llm-backend", "openai", "--llm-server-startup-timeout", "30", *QUICK,
         "--llm-json", "r.json",
     )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1)
-    assert time.monotonic() - started < 40
+    assert (pytester.path / "server-launches.txt").read_text().split() == ["vllm", "vllm"]
     result.stdout.fnmatch_lines(
         ["*the vllm server died (killed by SIGKILL); log *server.log, last lines:*", "*serving*"]
     )

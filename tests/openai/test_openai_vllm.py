@@ -42,8 +42,8 @@ def vllm_backend(
             config,
             server="vllm",
             server_args=("--chat-template", str(template)),
-            startup_timeout_s=240,
-            request_timeout_s=120,
+            # the plugin's defaults (900 s, 600 s): hang guards, not bounds; vLLM's start on a
+            # busy 2-core runner takes minutes
         )
         backend.start()
     try:

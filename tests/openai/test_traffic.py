@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import selectors
 import statistics
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -124,14 +127,20 @@ def reqs(n: int) -> list[GenerationRequest]:
 class Recorder:
     """A send() that takes ``work_s`` and records starts and the peak number in flight."""
 
-    def __init__(self, work_s: float = 0.05, fail: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        work_s: float = 0.05,
+        fail: set[str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.work_s = work_s
         self.fail = fail or set()
+        self.clock = clock
         self.in_flight = 0
         self.peak = 0
 
     async def __call__(self, request: GenerationRequest) -> Completion:
-        start = time.perf_counter()
+        start = self.clock()
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
@@ -140,17 +149,50 @@ class Recorder:
                 raise ConnectionError("boom")
         finally:
             self.in_flight -= 1
-        return Completion(request.request_id, 2, 2, start, time.perf_counter())
+        return Completion(request.request_id, 2, 2, start, self.clock())
 
 
-def test_driver_launches_at_offsets() -> None:
+class JumpingSelector(selectors.DefaultSelector):
+    """Instead of waiting ``timeout`` for the next timer, moves the clock there at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now_s = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            self.now_s += timeout
+        return super().select(0 if timeout is not None else None)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock: sleeps take no wall time and end exactly when due, so
+    the driver's timing is checked exactly, however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.selector = JumpingSelector()
+        super().__init__(self.selector)
+
+    def time(self) -> float:
+        return self.selector.now_s
+
+
+def test_driver_launches_at_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
     offsets = (0.0, 0.1, 0.25, 0.3)
-    send = Recorder(work_s=0.01)
-    t0 = time.perf_counter()
-    out = asyncio.run(run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send))
+    loop = VirtualTimeLoop()
+    monkeypatch.setattr(
+        "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
+    )
+    send = Recorder(work_s=1.0, clock=loop.time)  # each outlasts the gaps: none waits for another
+    try:
+        out = loop.run_until_complete(
+            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send)
+        )
+    finally:
+        loop.close()
     assert [c.request_id for c in out] == ["q0", "q1", "q2", "q3"]
-    for c, offset in zip(out, offsets, strict=True):
-        assert offset <= c.start_s - t0 < offset + 0.05
+    assert [c.start_s for c in out] == pytest.approx(offsets)  # the driver's start is time 0
+    assert send.peak == 4
 
 
 def test_driver_caps_concurrency() -> None:

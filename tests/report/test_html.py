@@ -15,8 +15,6 @@ from pytest_llmbench.report.html import render, write_html
 from pytest_llmbench.report.svg import HEIGHT_PX, WIDTH_PX, backend_colour
 from tests.results.factories import make_report, make_result
 
-OUT = Path(__file__).resolve().parents[2] / "out"
-
 
 def _two_backends():
     return make_report(
@@ -70,8 +68,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
     path = tmp_path / "report.html"
     write_html(path, [_two_backends()])
-    OUT.mkdir(exist_ok=True)
-    shot = OUT / "html-report.png"
+    shot = tmp_path / "html-report.png"  # under tmp: out/ holds the user's reports
     flags = [
         "--headless",
         "--no-sandbox",
@@ -89,7 +86,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=True,
         )
     assert "CONSOLE" not in dom.stderr, dom.stderr
@@ -111,7 +108,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
                 path.as_uri(),
             ],
             capture_output=True,
-            timeout=120,
+            timeout=300,
             check=True,
         )
     assert _png_has_two_colours(shot.read_bytes())
@@ -170,7 +167,7 @@ def test_power_plot_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
              "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
              f"--user-data-dir={profile}", f"--screenshot={shot}",
              f"--window-size={WIDTH_PX},{HEIGHT_PX}", path.as_uri()],
-            capture_output=True, timeout=120, check=True,
+            capture_output=True, timeout=300, check=True,
         )  # fmt: skip
     colour = backend_colour("vllm")
     want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
@@ -214,7 +211,7 @@ def test_trends_and_comparison_render_in_headless_chromium(tmp_path: Path) -> No
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update",
              f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True, text=True, timeout=300, check=True,
         )  # fmt: skip
     html = dom.stdout
     assert "Run over run" in html and "Comparison with" in html

@@ -171,7 +171,7 @@ def test_merge_refuses_mixed_backends(
     reports: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_path = tmp_path / "merged.json"
-    code, _ = run("merge", str(out_path), reports["base"], reports["vllm"])
+    code, _ = run("merge", reports["base"], reports["vllm"], "-o", str(out_path))
     assert code == 2
     assert capsys.readouterr().err == f"llmbench merge: error: {MIXED}\n"
     assert not out_path.exists()
@@ -179,14 +179,48 @@ def test_merge_refuses_mixed_backends(
 
 def test_merge_writes_all_results(reports: dict[str, str], tmp_path: Path) -> None:
     out_path = tmp_path / "merged.json"
-    code, out = run("merge", str(out_path), reports["base"], reports["worse"])
+    code, out = run("merge", reports["base"], reports["worse"], "-o", str(out_path))
     assert code == 0 and "merged 2 results from 2 reports" in out
     assert len(load_report(out_path).results) == 2
     code, out = run(
-        "merge", str(out_path), reports["base"], reports["vllm"], "--allow-mixed-backends"
-    )
+        "merge", reports["base"], reports["vllm"], "--output", str(out_path),
+        "--allow-mixed-backends", "--force",
+    )  # fmt: skip
     assert code == 0 and "(mixed backends)" in out
     assert json.loads(out_path.read_text())["mixed_backends"] is True
+
+
+def test_merge_of_two_reports_without_output_is_an_error_that_changes_nothing(
+    reports: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The natural guess ``merge a.json b.json`` once overwrote a.json with b.json alone."""
+    before = Path(reports["base"]).read_bytes()
+    code, out = run("merge", reports["base"], reports["worse"])
+    assert code == 2 and out == ""
+    err = capsys.readouterr().err
+    assert err == (
+        "llmbench merge: error: name the merged report with -o, e.g. llmbench merge "
+        f"{reports['base']} {reports['worse']} -o merged.json\n"
+    )
+    assert Path(reports["base"]).read_bytes() == before
+
+
+def test_merge_overwrites_only_its_inputs_unless_forced(
+    reports: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.json"
+    other.write_text("kept")
+    code, _ = run("merge", reports["base"], reports["worse"], "-o", str(other))
+    assert code == 2 and other.read_text() == "kept"
+    assert capsys.readouterr().err == (
+        f"llmbench merge: error: -o: {other} exists and is not one of the inputs; "
+        "add --force to overwrite it\n"
+    )
+    # into one of its inputs: what "merge b.json into a.json" means, with nothing lost
+    code, _ = run("merge", reports["base"], reports["worse"], "-o", reports["base"])
+    assert code == 0 and len(load_report(reports["base"]).results) == 2
+    code, _ = run("merge", reports["worse"], reports["noisy"], "-o", str(other), "--force")
+    assert code == 0 and len(load_report(other).results) == 2
 
 
 def test_show_prints_one_table_per_backend(reports: dict[str, str]) -> None:

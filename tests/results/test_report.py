@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,32 @@ def test_write_report_is_atomic_and_json(tmp_path: Path) -> None:
     write_report(path, make_report([make_result()]).to_dict())
     assert json.loads(path.read_text())["complete"] is True
     assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no temporary left
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_reports_html_and_saved_runs_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    """Atomic writes go through a temporary file (created 0600); the result must not keep that."""
+    from pytest_llmbench.report.html import write_html
+    from pytest_llmbench.storage import Storage
+
+    report = make_report([make_result()])
+    old = os.umask(mask)
+    try:
+        write_report(tmp_path / "r.json", report.to_dict())
+        write_html(tmp_path / "r.html", [report])
+        saved = Storage(tmp_path / "runs", "machine").save(report.to_json(), "run")
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "r.json", tmp_path / "r.html", saved):
+        assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(0o666 & ~mask), path
+
+
+def test_rewriting_a_report_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("{}")
+    path.chmod(0o640)
+    write_report(path, make_report([make_result()]).to_dict())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and load_report(path).results
 
 
 @pytest.mark.parametrize(
