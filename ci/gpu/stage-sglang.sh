@@ -19,34 +19,39 @@
 #                                               copy serves both engines
 #   .gpu-carry/sglang.sha256                    checksums of all of the above
 #
-# On any offline GPU machine (copy .gpu-carry/ there by any means):
+# On any offline GPU machine (copy .gpu-carry/ there by any means), unpack and register the two
+# folders with the Python that holds torch (a .pth file in its site-packages adds them to sys.path,
+# for every process it starts):
 #
 #   sha256sum -c sglang.sha256
 #   mkdir -p /opt/sglang-0.5.16 /opt/flashinfer-0.6.14
 #   cat sglang.part* | xz -dc | tar -xf - -C /opt/sglang-0.5.16
 #   tar -xzf flashinfer.tgz -C /opt/flashinfer-0.6.14
-#   export PYTHONPATH=/opt/sglang-0.5.16:/opt/flashinfer-0.6.14
+#   purelib=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+#   printf '%s\n' /opt/sglang-0.5.16 /opt/flashinfer-0.6.14 > "$purelib/sglang-0.5.16-staged.pth"
 #   python3 -c 'import sglang, sgl_kernel, flashinfer; print(sglang.__version__)'
 #   pytest benchmarks --llm-backend sglang
 #
-# (Without xz: python3 -c 'import sys, tarfile; tarfile.open(fileobj=sys.stdin.buffer,
-#  mode="r|xz").extractall(sys.argv[1])' /opt/sglang-0.5.16 < <(cat sglang.part*).)
-# SGLang and vLLM pin different versions of shared packages (openai, xgrammar, apache-tvm-ffi,
-# pydantic): give each engine's pytest run its own PYTHONPATH; only the flashinfer folder is shared.
+# (Without xz: cat sglang.part* | python3 -c 'import sys, tarfile;
+#  tarfile.open(fileobj=sys.stdin.buffer, mode="r|xz").extractall(sys.argv[1])' /opt/sglang-0.5.16)
+# SGLang and vLLM pin different versions of packages both use (openai, xgrammar, apache-tvm-ffi,
+# pydantic): register one engine's folder at a time (delete the .pth file to switch); the
+# flashinfer folder serves both.
 #
-# Where the GPU machine is reached by calls that each carry at most 64 MiB (the project's working
-# tree included, and /tmp kept only while the machine stays warm, about 30 s after a call), the
-# parts are sized to fit next to the working tree (at most 60 MiB; CARRY_LIMIT_MIB sets the
-# limit) and go back to back, one part a call; the script prints the plan for the parts it made:
-#   call 1      carry .gpu-carry/sglang.part00  command: mkdir -p /tmp/stage && cp .gpu-carry/sglang.part00 /tmp/stage/
+# Where each transfer to the GPU machine is limited (64 MiB, the project's working tree included)
+# and its /tmp lasts only while calls follow each other closely (about 30 s apart), the parts are
+# sized to fit beside the working tree (at most 60 MiB; CARRY_LIMIT_MIB sets the limit) and sent
+# back to back, one part a call; the script prints how many calls the parts it made take:
+#   call 1      carry .gpu-carry/sglang.part00; command: mkdir -p /tmp/stage && cp .gpu-carry/sglang.part00 /tmp/stage/
 #   call 2..N-1 the same for part01, part02, ...
-#   call N      carry the last part, flashinfer.tgz and sglang.sha256 (if they fit, else one more
-#               call), then in the same command:
-#               cp .gpu-carry/* /tmp/stage/ && cd /tmp/stage && sha256sum -c sglang.sha256 && cd - \
+#   call N      carry the last part, flashinfer.tgz and sglang.sha256 (one more call if they do
+#               not fit together), then in the same command:
+#               cp .gpu-carry/* /tmp/stage/ && (cd /tmp/stage && sha256sum -c sglang.sha256) \
 #               && mkdir -p /tmp/sgl /tmp/fi && cat /tmp/stage/sglang.part* | xz -dc | tar -xf - -C /tmp/sgl \
-#               && tar -xzf /tmp/stage/flashinfer.tgz -C /tmp/fi && export PYTHONPATH=/tmp/sgl:/tmp/fi \
+#               && tar -xzf /tmp/stage/flashinfer.tgz -C /tmp/fi \
+#               && printf '%s\n' /tmp/sgl /tmp/fi > "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sglang-0.5.16-staged.pth" \
 #               && <your command>
-# Later calls on the same warm machine start with `export PYTHONPATH=/tmp/sgl:/tmp/fi`.
+# Later calls on the same machine find it registered.
 #
 # Dropped after installing (a Hopper GPU never loads them; the script stops if one is missing,
 # since that means sglang-kernel's layout changed):
@@ -65,8 +70,8 @@
 # Environment: PYTHON (default python3, any version with pip), STAGE_DIR (default
 # /tmp/sglang-stage: downloads and unpacked folders, reused), OUT_DIR (default .gpu-carry in the
 # project), CARRY_LIMIT_MIB (default 64), PART_MIB (overrides the computed part size),
-# XZ_LEVEL (default 6; xz -6 packs sglang-kernel's FlashAttention library about 3x smaller than
-# gzip, at about 1 MB/s per core).
+# XZ_LEVEL (default 6: on sglang-kernel's FlashAttention library xz -6 gives a third of gzip -6's
+# size, and it is slow, about 0.4 MB/s per core; -1 is 8x faster and half of gzip's size).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -121,23 +126,24 @@ done
 after=$(du -sb "$site" | cut -f1)
 echo "sglang folder: $((before / mib)) MiB installed, $((after / mib)) MiB after the drops"
 for pth in "$site"/*.pth "$work"/flashinfer-site/*.pth; do
-  if [ -e "$pth" ]; then echo "warning: $pth is not read from a PYTHONPATH folder" >&2; fi
+  if [ -e "$pth" ]; then echo "warning: $pth is not read from a folder added to sys.path" >&2; fi
 done
 
 # Part size: what fits beside the working tree in one 64 MiB call, 1 MiB spare, 60 MiB at most.
 tree=$(cd "$root" && git ls-files -z --cached --others --exclude-standard \
        | xargs -0 -r stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
-part=$((limit_mib * mib - tree - mib))
-[ "$part" -gt $((60 * mib)) ] && part=$((60 * mib))
-[ -n "${PART_MIB:-}" ] && part=$((PART_MIB * mib))
-[ "$part" -gt 0 ] || { echo "stage-sglang: no room for a part beside a $tree-byte tree" >&2; exit 1; }
+part_mib=$(((limit_mib * mib - tree) / mib - 1))
+if [ "$part_mib" -gt 60 ]; then part_mib=60; fi
+part_mib=${PART_MIB:-$part_mib}
+[ "$part_mib" -gt 0 ] || { echo "stage-sglang: no room for a part beside a $tree-byte tree" >&2; exit 1; }
+part=$((part_mib * mib))
 
 rm -f "$out"/sglang.part* "$out/flashinfer.tgz" "$out/sglang.sha256"
 tar -C "$site" -cf - . | xz -T0 "-${XZ_LEVEL:-6}" | split -b "$part" -d -a 2 - "$out/sglang.part"
 tar -C "$work/flashinfer-site" -czf "$out/flashinfer.tgz" .
 (cd "$out" && sha256sum sglang.part* flashinfer.tgz > sglang.sha256)
 
-echo "working tree $((tree / 1024)) KiB; parts of at most $((part / mib)) MiB:"
+echo "working tree $((tree / 1024)) KiB; parts of at most $part_mib MiB:"
 ls -l "$out"/sglang.part* "$out/flashinfer.tgz" "$out/sglang.sha256"
 parts=("$out"/sglang.part*)
 last=${#parts[@]}

@@ -42,6 +42,7 @@ class FakeState:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     unstreamed: list[dict[str, Any]] = field(default_factory=list)  # non-streamed requests
+    version_path: str = "/version"  # where the version is served ("/server_info": SGLang's)
 
 
 def _chunk(text: str, chat: bool, finish: str | None) -> bytes:
@@ -57,6 +58,8 @@ def make_app(state: FakeState) -> web.Application:
         return web.json_response({"object": "list", "data": [{"id": MODEL_ID}]})
 
     async def version(request: web.Request) -> web.Response:
+        if request.path != state.version_path:
+            raise web.HTTPNotFound()
         return web.json_response({"version": "fake-1.0"})
 
     async def complete(request: web.Request) -> web.StreamResponse:
@@ -110,6 +113,7 @@ def make_app(state: FakeState) -> web.Application:
     app = web.Application()
     app.router.add_get("/v1/models", models)
     app.router.add_get("/version", version)
+    app.router.add_get("/server_info", version)
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
     return app

@@ -131,10 +131,7 @@ class OpenAIBackend(Backend):
                 raise EngineError(
                     f"{self._base_url}/v1/models lists no model; set the model name explicitly"
                 ) from None
-        try:
-            self._version = str(self._get_json("/version").get("version", "unknown"))
-        except EngineError:
-            self._version = "unknown"  # not every server has /version
+        self._version = self._server_version()
 
     def close(self) -> None:
         if self._server is not None:
@@ -408,6 +405,17 @@ class OpenAIBackend(Backend):
         return from_prometheus_text(text, method or "unknown")
 
     # -- small synchronous helpers ---------------------------------------------------------------
+
+    def _server_version(self) -> str:
+        """vLLM answers ``/version``; SGLang (0.5.16 has no ``/version``) ``/server_info``."""
+        for path in ("/version", "/server_info"):
+            try:
+                version = self._get_json(path).get("version")
+            except EngineError:
+                continue  # not every server has either
+            if version is not None:
+                return str(version)
+        return "unknown"
 
     def _get_json(self, path: str) -> dict[str, Any]:
         url = f"{self._base_url}{path}"
