@@ -77,6 +77,28 @@ def test_another_kernel_version_is_named(site: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("torch", "problem"),
+    [
+        ("2.11.0+cu130", False),  # the PyPI CUDA build
+        ("2.11.0a0+gitc0ffee.nv26.01", False),  # a vendor container's build of that release
+        ("2.11.1", True),
+        ("2.10.0+cu128", True),
+    ],
+)
+def test_the_torch_pin_is_a_release_pin(site: Path, torch: str, problem: bool) -> None:
+    write_sglang(site, requires=("torch==2.11.0",))
+    write_metadata(site, "torch", torch)  # first on sys.path: this is the torch metadata finds
+    expected = f"sglang 0.5.16 needs torch==2.11.0, but torch {torch} is installed"
+    assert sglang_problem() == (expected if problem else None)
+
+
+def test_a_newer_kernel_package_is_accepted_as_sglang_itself_accepts_it(site: Path) -> None:
+    write_sglang(site, requires=(*matching_torch(), "sglang-kernel==0.4.5"))
+    write_metadata(site, "sglang-kernel", "0.4.6")
+    assert sglang_problem() is None
+
+
 def test_older_releases_name_their_kernel_package_sgl_kernel(site: Path) -> None:
     write_sglang(site, version="0.4.10", requires=("sgl-kernel==0.3.5",))
     write_metadata(site, "sgl-kernel", "0.3.5")

@@ -2,8 +2,8 @@
 
 SGLang pins the torch its compiled kernels were built against and its kernel package
 (``sglang-kernel``; ``sgl-kernel`` before 0.5) to exact versions. Another torch fails deep inside
-the engine process (undefined symbols in ``sgl_kernel``), a missing or different kernel package
-at ``Engine`` start (SGLang's own version assertion); an incomplete install fails at import with
+the engine process (undefined symbols in ``sgl_kernel``), a missing or older kernel package at
+``Engine`` start (SGLang's own version assertion); an incomplete install fails at import with
 a ModuleNotFoundError from one of the engine's many modules. Each becomes one line naming the
 package and its version, so that tests skip with it instead of failing with a traceback.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from pytest_llmbench.errors import BackendUnavailable
 
@@ -63,12 +63,25 @@ def sglang_problem() -> str | None:
             hint = f"pip install '{wanted}'"
             return f"sglang {version} needs {wanted}, which is not installed: {hint}"
         try:
-            ok = req.specifier.contains(found, prereleases=True)
+            ok = req.specifier.contains(found, prereleases=True) or _close_enough(req, found)
         except InvalidVersion:
             continue
         if not ok:
             return f"sglang {version} needs {wanted}, but {name} {found} is installed"
     return None
+
+
+def _close_enough(req: Requirement, found: str) -> bool:
+    """An exact pin met the way SGLang itself checks it: torch by release (a vendor container's
+    ``2.11.0a0+git1234`` is a build of 2.11.0), the kernel package as a minimum (``Engine`` start
+    asserts ``sglang-kernel >= 0.4.5``, not equality)."""
+    pins = [s.version for s in req.specifier if s.operator == "=="]
+    if len(pins) != 1 or "*" in pins[0]:
+        return False
+    pinned, have = Version(pins[0]), Version(found)
+    if canonicalize_name(req.name) == "torch":
+        return have.release == pinned.release
+    return have >= pinned
 
 
 def import_engine() -> Any:
