@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from pytest_llmbench.errors import BackendUnavailable
 
 NOT_INSTALLED = "sglang is not installed: pip install pytest-llmbench[sglang]"
-# Requirements of sglang whose version must match exactly what its compiled parts were built with.
+# Requirements of sglang its compiled parts were built against (checked as in _close_enough).
 BINARY_PINS = frozenset({"torch", "sglang-kernel", "sgl-kernel"})
 ENGINE_MODULE = "sglang.srt.entrypoints.engine"
 
