@@ -26,7 +26,7 @@ from pytest_llmbench.backends.parallel import engine_demand
 from pytest_llmbench.backends.sglang.backend import SglangBackend
 from pytest_llmbench.backends.tensorrt.backend import TensorrtBackend, llm_class, materialize
 from pytest_llmbench.config.load import parse_override, resolve_config
-from pytest_llmbench.errors import BackendUnavailable, ConfigError
+from pytest_llmbench.errors import BackendUnavailable, ConfigError, EngineError
 
 STEP_S = 0.002  # the stand-ins' time per decoding step
 
@@ -41,6 +41,15 @@ def requests(n: int, tokens: int = 4) -> list[GenerationRequest]:
 
 
 # -- SGLang ----------------------------------------------------------------------------------------
+# sglang 0.5.16 FINISH_ABORT.to_json() as tokenizer_manager puts it in meta_info["finish_reason"].
+ABORTED_REASON = {"type": "abort", "message": "scheduler out of memory", "status_code": 500}
+ABORTED = {
+    "text": "",
+    "output_ids": [7],
+    "meta_info": {"completion_tokens": 1, "finish_reason": ABORTED_REASON},
+}
+
+
 class FakeSglangEngine:
     instances: list[FakeSglangEngine] = []
 
@@ -51,18 +60,22 @@ class FakeSglangEngine:
         self.in_flight = 0
         self.max_in_flight = 0
         self.incremental = False
+        self.delta_tokens = 1  # with incremental output: queued deltas SGLang coalesces into one
+        self.abort_prompts: set[int] = set()  # last prompt ids of the requests the engine aborts
         self.shut_down = False
         FakeSglangEngine.instances.append(self)
 
     def generate(self, input_ids: Any = None, sampling_params: Any = None, **kw: Any) -> Any:
         self.calls.append({"input_ids": input_ids, "sampling_params": sampling_params, **kw})
         return [
-            {
+            ABORTED
+            if ids[-1] in self.abort_prompts
+            else {
                 "text": "x",
                 "output_ids": list(range(p["max_new_tokens"])),
                 "meta_info": {"completion_tokens": p["max_new_tokens"]},
             }
-            for p in sampling_params
+            for ids, p in zip(input_ids, sampling_params, strict=True)
         ]
 
     async def async_generate(
@@ -76,10 +89,19 @@ class FakeSglangEngine:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                for i in range(1, n + 1):
+                step = self.delta_tokens if self.incremental else 1
+                sent = 0
+                while sent < n:
+                    i = min(sent + step, n)
                     await asyncio.sleep(STEP_S)
-                    ids = [i - 1] if self.incremental else list(range(i))
+                    if input_ids[-1] in self.abort_prompts and i > 1:
+                        # SGLang's abort chunk: the last token only, the count of all of them.
+                        meta = {"completion_tokens": i, "finish_reason": ABORTED_REASON}
+                        yield {"output_ids": [i - 1], "meta_info": meta}
+                        return
+                    ids = list(range(sent, i)) if self.incremental else list(range(i))
                     yield {"output_ids": ids, "meta_info": {"completion_tokens": i}}
+                    sent = i
             finally:
                 self.in_flight -= 1
 
@@ -163,6 +185,49 @@ def test_sglang_serve_keeps_the_concurrency_cap_and_arrival_offsets(fake_sglang)
     completions = backend.serve(requests(3), Schedule(arrival_offsets_s=(0.0, 0.05, 0.1)))
     starts = [c.start_s - t0 for c in completions]
     assert starts[1] >= 0.05 and starts[2] >= 0.1
+
+
+def test_sglang_coalesced_incremental_deltas_keep_every_token(fake_sglang) -> None:
+    """With incremental_streaming_output SGLang concatenates queued deltas into one chunk."""
+    backend = SglangBackend(spec("sglang"))
+    backend.start()
+    engine = fake_sglang.instances[0]
+    engine.incremental, engine.delta_tokens = True, 3
+    (c,) = backend.serve(requests(1, tokens=7), Schedule())
+    assert c.output_token_ids == tuple(range(7)) and c.output_tokens == 7
+    times = c.token_times_s  # tokens that arrived together share their chunk's timestamp
+    assert len(times) == 7 and times[0] == times[2] < times[3] == times[5] < times[6]
+
+
+def test_sglang_aborted_stream_is_a_failed_request_not_its_tokens(fake_sglang) -> None:
+    backend = SglangBackend(spec("sglang"))
+    backend.start()
+    fake_sglang.instances[0].abort_prompts = {3}  # requests(2): prompts end in 3 and 4
+    aborted, fine = backend.serve(requests(2, tokens=4), Schedule())
+    assert aborted.error == "EngineError: sglang aborted the request: scheduler out of memory"
+    assert aborted.output_tokens == 0 and aborted.output_token_ids == ()
+    assert fine.error is None and fine.output_token_ids == (0, 1, 2, 3)
+
+
+def test_sglang_aborted_offline_request_is_a_failed_request(fake_sglang) -> None:
+    backend = SglangBackend(spec("sglang"))
+    backend.start()
+    fake_sglang.instances[0].abort_prompts = {4}
+    fine, aborted = backend.generate(requests(2, tokens=4))
+    assert aborted.error == "sglang aborted the request: scheduler out of memory"
+    assert aborted.output_tokens == 0 and aborted.output_token_ids == () and aborted.text is None
+    assert fine.error is None and fine.output_tokens == 4
+
+
+@pytest.mark.parametrize("method", ["serve", "generate"])
+def test_sglang_every_request_failing_is_an_engine_failure(fake_sglang, method: str) -> None:
+    backend = SglangBackend(spec("sglang"))
+    backend.start()
+    fake_sglang.instances[0].abort_prompts = {3, 4}
+    call = backend.serve if method == "serve" else backend.generate
+    args = (requests(2), Schedule()) if method == "serve" else (requests(2),)
+    with pytest.raises(EngineError, match="sglang: all 2 requests failed; first: .*out of memory"):
+        call(*args)
 
 
 # -- TensorRT-LLM ----------------------------------------------------------------------------------

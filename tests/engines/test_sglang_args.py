@@ -18,7 +18,8 @@ from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import ConfigError
 
 MODEL = "/models/m"
-# ServerArgs fields (sglang 001067ff, server_args.py) that our translation may produce.
+# ServerArgs fields (sglang 001067ff and the 0.5.16 release, server_args.py) that our translation
+# may produce.
 SERVER_ARGS_FIELDS = {
     "model_path", "tp_size", "pp_size", "dp_size", "mem_fraction_static", "context_length",
     "chunked_prefill_size", "max_running_requests", "schedule_policy", "disable_radix_cache",

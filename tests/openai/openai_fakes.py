@@ -131,7 +131,7 @@ def make_app(state: FakeState) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/v1/models", models)
-    for path in ("/version", "/props", "/openapi.json"):
+    for path in ("/version", "/server_info", "/props", "/openapi.json"):
         app.router.add_get(path, identity)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/completions", complete)

@@ -50,6 +50,15 @@ def test_completions_stream_timestamps_and_usage(tiny_model: Path, fake_server: 
     assert backend.info().device == "remote"
 
 
+@pytest.mark.parametrize(("path", "version"), [("/server_info", "fake-1.0"), ("/none", "unknown")])
+def test_version_from_sglangs_server_info_else_unknown(
+    tiny_model: Path, fake_server: FakeServer, path: str, version: str
+) -> None:
+    """SGLang 0.5.16 has no /version; its /server_info holds the version among its settings."""
+    fake_server.state.identity = {path: {"version": "fake-1.0"}}
+    assert started(tiny_model, fake_server).info().version == version
+
+
 def test_sampling_extensions_are_sent_when_used(tiny_model: Path, fake_server: FakeServer) -> None:
     config = ExperimentConfig(decoder=DecoderConfig(do_sample=True, temperature=0.7, top_k=5))
     backend = make_backend(tiny_model, config, server_url=fake_server.url)

@@ -3,7 +3,7 @@
 There is no standard endpoint for it, so each server is recognised by its own marks, asked in
 this order (each a cheap GET; a 404 only rules that server out):
 
-- ``/version`` ``{"version": ...}``: vLLM (and servers copying it);
+- ``/version`` ``{"version": ...}``: vLLM (and servers copying it); SGLang's ``/server_info``;
 - ``/v1/models`` ``owned_by``: ``vllm``, ``sglang``, ``llamacpp`` (llama.cpp's ``llama-server``),
   ``tensorrt_llm``; llama-cpp-python's server says ``me``, which names nobody;
 - ``/props`` ``build_info`` (``b6123-1a2b3c4``): llama.cpp's ``llama-server`` build;
@@ -35,7 +35,8 @@ OWNED_BY = {
 def server_label(get: Get, models: dict[str, Any] | None = None) -> str:
     """The server's software and version as one label; ``models`` is ``/v1/models`` when the
     caller already has it (it is asked otherwise)."""
-    version = _text(get("/version"), "version")
+    # SGLang (0.5.16) has no /version; its /server_info holds the version among its settings.
+    version = _text(get("/version"), "version") or _text(get("/server_info"), "version")
     software = _owner(models if models is not None else get("/v1/models"))
     if software == "llama.cpp" or (software is None and version is None):
         build = _text(get("/props"), "build_info")

@@ -113,6 +113,12 @@ def missing_server(kind: str) -> str | None:
 
         if importlib.util.find_spec(kind) is None:
             return f"--llm-server {kind}: {install_hint(kind)}; or pass --llm-server-url"
+        if kind == "sglang":  # installed against another torch / kernel package: say which
+            from pytest_llmbench.backends.sglang.install import sglang_problem
+
+            problem = sglang_problem()
+            if problem is not None:
+                return f"--llm-server sglang: {problem}; or pass --llm-server-url"
         return None
     if kind == "llamacpp":
         if llama_server_binary() is not None:

@@ -1,9 +1,11 @@
 """ExperimentConfig -> ``sglang.Engine(**kwargs)``, request sampling params, launch_server flags.
 
 Pure: nothing here imports SGLang. Written against sgl-project/sglang at commit
-001067fffe33427bee0ed2f007fb7551a1d76b44 (``python/sglang/srt/server_args.py`` ``ServerArgs``,
-``srt/entrypoints/engine.py`` ``Engine``, ``srt/sampling/sampling_params.py`` ``SamplingParams``),
-read, never run: SGLang needs CUDA and was not installed where this was written.
+001067fffe33427bee0ed2f007fb7551a1d76b44 and checked again against the sglang 0.5.16 release
+(``srt/server_args.py`` ``ServerArgs``: every field below exists with the default in
+:data:`SERVER_DEFAULTS`; ``srt/arg_groups/arg_utils.py``: the launch_server flag of a field is
+``--`` + its name with ``-`` for ``_``, a bool is ``store_true``, a list takes ``nargs='+'``;
+``srt/sampling/sampling_params.py`` ``SamplingParams``). Read, not yet run on a GPU.
 
 What the code relies on, from that source:
 

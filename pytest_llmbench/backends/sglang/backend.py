@@ -1,24 +1,29 @@
 """SGLang backend: the offline ``sglang.Engine``, batched ``generate`` and streamed ``serve``.
 
-Written against sgl-project/sglang commit 001067fffe33427bee0ed2f007fb7551a1d76b44
-(``srt/entrypoints/engine.py``) and never run: SGLang needs CUDA and was not installed where
-this was written; ``tests/engines`` test every translation, not the engine. Facts relied on:
+Checked against the source of sglang 0.5.16 (``srt/entrypoints/engine.py``,
+``srt/managers/tokenizer_manager.py``, ``srt/utils/watchdog.py``); not yet run on a GPU.
+``tests/engines`` test every translation and these facts against stand-ins, not the engine:
 
-- ``sglang.Engine(**server_args)`` starts the scheduler and detokenizer processes and keeps an
-  event loop in ``engine.loop``; the tokenizer manager lives on that loop, so async calls run
-  there (``engine.loop.run_until_complete``), never on a fresh loop.
+- ``Engine(**server_args)`` builds ``ServerArgs``, starts the scheduler and detokenizer processes
+  and keeps an event loop in ``engine.loop`` (the running loop, or a new one it sets as current);
+  the tokenizer manager lives on it, so async calls run there, never on a fresh loop.
 - ``engine.generate(input_ids=[[...], ...], sampling_params=[{...}, ...])`` returns one dict per
-  prompt: ``meta_info["completion_tokens"]`` counts the output tokens; ``output_ids`` is present
-  in recent releases.
+  prompt: ``{"text", "output_ids", "meta_info"}``; ``meta_info["completion_tokens"]`` counts the
+  output tokens.
 - ``await engine.async_generate(input_ids=[...], sampling_params={...}, stream=True)`` returns an
-  async iterator of dicts whose ``meta_info["completion_tokens"]`` is cumulative; ``output_ids``
-  is cumulative, or a delta when the server runs with incremental streaming output.
-- ``engine.shutdown()`` stops the child processes.
+  async generator of such dicts. ``completion_tokens`` is cumulative. ``output_ids`` is cumulative
+  (intermediate chunks hand over the live list the engine keeps extending: it is copied at once);
+  with ``incremental_streaming_output`` it is the new tokens only, several queued deltas
+  concatenated into one chunk.
+- ``meta_info["finish_reason"]`` ``{"type": "abort", "message": ...}`` marks a request the engine
+  gave up on (a stream's last chunk then holds only the last token): that request failed.
+- ``engine.shutdown()`` kills the engine's child processes and waits until the GPU is released.
+- A crashed scheduler makes SGLang's watchdog send SIGQUIT to the engine's process, which then
+  kills its own process tree: the hosted process dies and the test that was running fails.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,10 +38,11 @@ from pytest_llmbench.backends.base import (
     Schedule,
 )
 from pytest_llmbench.backends.sglang import args as sglang_args
+from pytest_llmbench.backends.sglang.install import NOT_INSTALLED, import_engine, sglang_problem
 from pytest_llmbench.backends.streaming import TokenClock, run_schedule
 from pytest_llmbench.errors import BackendUnavailable, EngineError
 
-NOT_INSTALLED = "sglang is not installed: pip install pytest-llmbench[sglang]"
+__all__ = ["NOT_INSTALLED", "SglangBackend"]
 
 
 class SglangBackend(Backend):
@@ -58,9 +64,8 @@ class SglangBackend(Backend):
 
     @classmethod
     def check_available(cls) -> str | None:
-        if importlib.util.find_spec("sglang") is None:
-            return NOT_INSTALLED
-        return None
+        """Not installed, or installed against another torch / kernel package (metadata only)."""
+        return sglang_problem()
 
     def engine_kwargs(self) -> dict[str, Any]:
         """``sglang.Engine`` arguments for this spec (validated; raises ConfigError)."""
@@ -74,11 +79,8 @@ class SglangBackend(Backend):
         if self.spec.device == "cpu":
             # SGLang's CPU path exists for some Intel CPUs only; benchmarks assume CUDA.
             raise BackendUnavailable("sglang needs a CUDA GPU; this session resolved device cpu")
-        try:
-            import sglang
-        except ImportError as exc:
-            raise BackendUnavailable(f"{NOT_INSTALLED} ({exc})") from exc
-        self._engine = sglang.Engine(**self._kwargs)
+        engine_cls = import_engine()
+        self._engine = engine_cls(**self._kwargs)
 
     def _require_engine(self) -> Any:
         if self._engine is None:
@@ -101,19 +103,21 @@ class SglangBackend(Backend):
             raise EngineError(f"sglang returned {len(outputs)} outputs for {len(requests)} prompts")
         completions = []
         for request, out in zip(requests, outputs, strict=True):
-            ids = tuple(out.get("output_ids") or ())
+            aborted = _abort_message(out)
+            ids = () if aborted else tuple(out.get("output_ids") or ())
             completions.append(
                 Completion(
                     request_id=request.request_id,
                     input_tokens=request.input_tokens,
-                    output_tokens=_completion_tokens(out, len(ids)),
+                    output_tokens=0 if aborted else _completion_tokens(out, len(ids)),
                     start_s=start,
                     end_s=end,
                     output_token_ids=ids,
-                    text=out.get("text"),
+                    text=None if aborted else out.get("text"),
+                    error=None if aborted is None else f"sglang aborted the request: {aborted}",
                 )
             )
-        return completions
+        return _unless_all_failed(completions)
 
     # -- streamed, on a schedule -----------------------------------------------------------------
     def serve(self, requests: Sequence[GenerationRequest], schedule: Schedule) -> list[Completion]:
@@ -123,7 +127,7 @@ class SglangBackend(Backend):
         result: list[Completion] = engine.loop.run_until_complete(
             run_schedule(schedule, requests, self._stream_one)
         )
-        return result
+        return _unless_all_failed(result)
 
     async def _stream_one(self, request: GenerationRequest) -> Completion:
         clock = TokenClock(request)
@@ -133,6 +137,9 @@ class SglangBackend(Backend):
             stream=True,
         )
         async for chunk in stream:
+            aborted = _abort_message(chunk)
+            if aborted is not None:
+                raise EngineError(f"sglang aborted the request: {aborted}")
             ids = chunk.get("output_ids") or ()
             total = _completion_tokens(chunk, len(ids))
             # Cumulative ids have as many entries as tokens so far; deltas fewer.
@@ -164,6 +171,23 @@ class SglangBackend(Backend):
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
+
+
+def _unless_all_failed(completions: list[Completion]) -> list[Completion]:
+    """One request's failure is data; every request failing means the engine is not serving:
+    EngineError fails the test, and the session starts a fresh engine for the next one."""
+    if completions and all(c.error is not None for c in completions):
+        first = completions[0].error
+        raise EngineError(f"sglang: all {len(completions)} requests failed; first: {first}")
+    return completions
+
+
+def _abort_message(out: dict[str, Any]) -> str | None:
+    """The engine's message when it aborted this request (``finish_reason`` type ``abort``)."""
+    reason = (out.get("meta_info") or {}).get("finish_reason")
+    if isinstance(reason, dict) and reason.get("type") == "abort":
+        return str(reason.get("message") or "no message")
+    return None
 
 
 def _completion_tokens(out: dict[str, Any], fallback: int) -> int:
