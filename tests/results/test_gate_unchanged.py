@@ -31,8 +31,8 @@ TOLERANCE = 1e-9
 
 def cases(name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(case name, what it produced as JSON) for the fixed splits of one data file."""
-    from pytest_llmbench.calibrate import noise_profile
-    from pytest_llmbench.history import History
+    from pytest_llmbench.gate.calibrate import noise_profile
+    from pytest_llmbench.gate.history import History
 
     clean, loaded = records(name)
     rules = parse_fail_on(RULES)
