@@ -144,7 +144,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "docs",
-        help="Write the generated docs (compatibility.md, configuration.md, schema/) into DIR.",
+        help=(
+            "Write the generated docs (compatibility.md, configuration.md, schema/: the JSON "
+            "Schemas of the report and of the config) into DIR."
+        ),
     )
     p.add_argument("dir", metavar="DIR", nargs="?", default="docs")
 
@@ -344,6 +347,7 @@ def generated_docs() -> dict[str, str]:
     from importlib.resources import files
 
     from pytest_llmbench.compat import render_markdown as compat_markdown
+    from pytest_llmbench.config.json_schema import CONFIG_SCHEMA_PATH, config_schema_text
     from pytest_llmbench.config.reference import render_markdown as config_markdown
     from pytest_llmbench.results import SCHEMA_RESOURCE
 
@@ -351,6 +355,7 @@ def generated_docs() -> dict[str, str]:
         "compatibility.md": compat_markdown(),
         "configuration.md": config_markdown(),
         SCHEMA_RESOURCE: files("pytest_llmbench").joinpath(SCHEMA_RESOURCE).read_text(),
+        CONFIG_SCHEMA_PATH: config_schema_text(),
     }
 
 
