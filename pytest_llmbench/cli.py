@@ -152,7 +152,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "docs",
-        help="Write the generated docs (compatibility.md, configuration.md, schema/) into DIR.",
+        help=(
+            "Write the generated docs (compatibility.md, configuration.md, schema/: the JSON "
+            "Schemas of the report and of the config) into DIR."
+        ),
     )
     p.add_argument("dir", metavar="DIR", nargs="?", default="docs")
 
@@ -164,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
 def _compare(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
-    from pytest_llmbench.gate import compare_with_file, parse_fail_on
+    from pytest_llmbench.gate.comparing import compare_with_file
+    from pytest_llmbench.gate.rules import parse_fail_on
     from pytest_llmbench.results import load_report
 
     if not 0.0 < args.confidence < 1.0:
@@ -193,7 +197,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _history_runs(value: int | None) -> int:
-    from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
+    from pytest_llmbench.gate.history import DEFAULT_HISTORY_RUNS
 
     if value is not None and value < 1:
         raise LLMBenchError(f"--history: {value} is not >= 1")
@@ -201,7 +205,7 @@ def _history_runs(value: int | None) -> int:
 
 
 def _false_alarm_rate(value: float | None) -> float:
-    from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
+    from pytest_llmbench.gate.verdicts import DEFAULT_FALSE_ALARM_RATE
 
     if value is not None and not 0.0 < value < 1.0:
         raise LLMBenchError(f"--false-alarm-rate: {value} is not within (0, 1)")
@@ -212,7 +216,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
     import json
     from pathlib import Path
 
-    from pytest_llmbench.calibrate import (
+    from pytest_llmbench.gate.calibrate import (
         DEFAULT_METRICS,
         check_runs,
         noise_profile,
@@ -220,7 +224,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
         run_calibration,
         suggested_rules,
     )
-    from pytest_llmbench.history import expand, load_history
+    from pytest_llmbench.gate.history import expand, load_history
     from pytest_llmbench.metrics import METRICS, unknown_metric_message
 
     metrics = args.metric or list(DEFAULT_METRICS)
@@ -251,7 +255,7 @@ def _calibrate(args: argparse.Namespace, out: TextIO) -> int:
         if s.rule is None:
             print(f"{s.metric}: {s.why}", file=out)
     if not suggestions:
-        from pytest_llmbench.noise import MIN_HISTORY_RUNS
+        from pytest_llmbench.gate.noise import MIN_HISTORY_RUNS
 
         print(
             f"too few runs to suggest rules: a profile needs >= {MIN_HISTORY_RUNS + 1} runs",
@@ -308,8 +312,8 @@ def _merge(args: argparse.Namespace, out: TextIO) -> int:
 
 def _save(args: argparse.Namespace, out: TextIO) -> int:
     from pytest_llmbench.errors import StorageError
+    from pytest_llmbench.gate.storage import DEFAULT_ROOT, Storage, autosave_name, safe_name
     from pytest_llmbench.results import load_report
-    from pytest_llmbench.storage import DEFAULT_ROOT, Storage, autosave_name, safe_name
 
     report = load_report(args.report)
     if args.name is not None:
@@ -368,6 +372,7 @@ def generated_docs() -> dict[str, str]:
     from importlib.resources import files
 
     from pytest_llmbench.compat import render_markdown as compat_markdown
+    from pytest_llmbench.config.json_schema import CONFIG_SCHEMA_PATH, config_schema_text
     from pytest_llmbench.config.reference import render_markdown as config_markdown
     from pytest_llmbench.results import SCHEMA_RESOURCE
 
@@ -375,6 +380,7 @@ def generated_docs() -> dict[str, str]:
         "compatibility.md": compat_markdown(),
         "configuration.md": config_markdown(),
         SCHEMA_RESOURCE: files("pytest_llmbench").joinpath(SCHEMA_RESOURCE).read_text(),
+        CONFIG_SCHEMA_PATH: config_schema_text(),
     }
 
 

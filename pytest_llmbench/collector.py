@@ -22,7 +22,7 @@ from pytest_llmbench.quality.probe import PROBE_PROPERTY, ProbeOutput
 from pytest_llmbench.results import USER_PROPERTY, BenchmarkResult
 
 if TYPE_CHECKING:
-    from pytest_llmbench.baseline import BaselinePlan, Outcome
+    from pytest_llmbench.gate.baseline import BaselinePlan, Outcome
 
 
 def _now() -> str:
@@ -147,7 +147,7 @@ class ResultCollector:
         try:
             self.outcome = self.plan.finish(Report.from_dict(data), self.json_path)
         except LLMBenchError as exc:  # e.g. mixed backends against the baseline
-            from pytest_llmbench.baseline import Outcome
+            from pytest_llmbench.gate.baseline import Outcome
 
             self.outcome = Outcome((f"llmbench: {exc}",), exit_code=pytest.ExitCode.USAGE_ERROR)
         # A gated regression gets its own exit code, unless tests already failed (that wins).

@@ -10,9 +10,9 @@ import pytest
 from pytest_llmbench.backends.openai.options import OPTION_SPECS as OPENAI_OPTION_SPECS
 from pytest_llmbench.backends.openai.options import OpenAIOptions, options_from_getoption
 from pytest_llmbench.errors import ConfigError
-from pytest_llmbench.gate import DEFAULT_FALSE_ALARM_RATE
+from pytest_llmbench.gate.history import DEFAULT_HISTORY_RUNS
+from pytest_llmbench.gate.verdicts import DEFAULT_FALSE_ALARM_RATE
 from pytest_llmbench.goodput import SLO, parse_slo
-from pytest_llmbench.history import DEFAULT_HISTORY_RUNS
 
 UNSUPPORTED_POLICIES = ("skip", "error", "warn")
 DEVICES = ("auto", "cpu", "cuda")

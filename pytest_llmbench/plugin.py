@@ -76,9 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     interrupt.install()  # a CI runner's SIGTERM: partial report written, engines stopped
     if not hasattr(config, "workerinput"):  # the xdist controller or a plain session
-        from pytest_llmbench.baseline import BaselinePlan
         from pytest_llmbench.collector import ResultCollector, check_writable
         from pytest_llmbench.errors import LLMBenchError
+        from pytest_llmbench.gate.baseline import BaselinePlan
 
         b = options.baseline
         try:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmbench.noise import noise_model, row_alpha
+from pytest_llmbench.gate.noise import noise_model, row_alpha
 from pytest_llmbench.stats import t_quantile
 
 

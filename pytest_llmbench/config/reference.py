@@ -31,6 +31,13 @@ def render_markdown() -> str:
         "(`decoder.temprature: unknown key; did you mean 'decoder.temperature'?`), and a YAML",
         "syntax error names the line and column to edit.",
         "",
+        "`docs/schema/config.json` is the config's JSON Schema (draft 2020-12), generated from the",
+        "same fields by `llmbench docs`: an editor that reads JSON Schema completes keys, allowed",
+        "values and these descriptions from it. With VS Code's YAML extension, a first line",
+        "`# yaml-language-server: $schema=PATH/TO/docs/schema/config.json` enables it for one",
+        "file. The schema checks each key on its own; rules that tie keys together (e.g.",
+        "`min_output_tokens` <= `max_output_tokens`) are checked by the plugin only.",
+        "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",
     ]

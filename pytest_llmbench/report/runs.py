@@ -65,9 +65,9 @@ def trends(reports: Sequence[Report]) -> dict[str, list[TrendRow]]:
 
 
 def _steps(values: Sequence[float | None]) -> tuple[tuple[int, float], ...]:
-    """Steps in a trend, found as the gate finds them (:mod:`pytest_llmbench.changepoint`), at
+    """Steps in a trend, found as the gate finds them (:mod:`pytest_llmbench.gate.changepoint`), at
     the positions of the runs that have a value."""
-    from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS, change_points
+    from pytest_llmbench.gate.changepoint import MIN_SEGMENT_RUNS, change_points
 
     present = [(i, v) for i, v in enumerate(values) if v is not None]
     if len(present) < 2 * MIN_SEGMENT_RUNS:

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_llmbench.errors import LLMBenchError
 from pytest_llmbench.gate import compare
-from pytest_llmbench.history import expand, load_history
+from pytest_llmbench.gate.history import expand, load_history
 from pytest_llmbench.results import load_report
 from tests.models.conftest import MAIN, REPO, V1
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.baseline import BaselinePlan
 from pytest_llmbench.errors import ConfigError, ReportError, StorageError
 from pytest_llmbench.gate import EXIT_REGRESSION, Verdict
+from pytest_llmbench.gate.baseline import BaselinePlan
 from tests.results.factories import H100, make_report, make_result, noisy, write
 
 RULE = "energy_per_output_token:+5%"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.calibrate import noise_profile, suggested_rules
 from pytest_llmbench.cli import main
-from pytest_llmbench.history import expand, load_history
+from pytest_llmbench.gate.calibrate import noise_profile, suggested_rules
+from pytest_llmbench.gate.history import expand, load_history
 from tests.results.factories import make_report, make_result, write
 
 

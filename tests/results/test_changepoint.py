@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS, change_points, segment_starts
 from pytest_llmbench.gate import Verdict, compare, parse_fail_on
-from pytest_llmbench.noise import noise_model
+from pytest_llmbench.gate.changepoint import MIN_SEGMENT_RUNS, change_points, segment_starts
+from pytest_llmbench.gate.noise import noise_model
 from tests.results.factories import make_report, make_result, noisy
 
 RULES = parse_fail_on("energy_per_output_token:+3%,output_throughput:-3%")

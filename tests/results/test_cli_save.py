@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.baseline import BaselinePlan
 from pytest_llmbench.cli import main
+from pytest_llmbench.gate.baseline import BaselinePlan
 from pytest_llmbench.results import load_report
 from tests.results.factories import H100, make_report, make_result, write
 

@@ -141,7 +141,7 @@ def test_h200_reruns_gated_one_after_another_never_fail_once_the_history_has_3_r
 def test_h200_gate_workload_is_steady_where_the_old_one_was_not() -> None:
     # The measured reason for the choice: repetitions and runs of the 8B batch-128 workload
     # vary about 1% or less; the 1.1B batch-16 workload varied 1-7% between repetitions.
-    from pytest_llmbench.noise import noise_model
+    from pytest_llmbench.gate.noise import noise_model
 
     clean, _ = records(H200)
     assert len(clean) >= 4
@@ -174,7 +174,7 @@ def test_h200_runs_beside_a_partly_busy_gpu_move_energy_and_a_short_history_says
 def test_the_shipped_rules_are_not_inside_the_h200_noise_projected_to_ten_runs() -> None:
     # The workflow's thresholds come from calibration: with the spread measured on the H200 and
     # the 10 history runs docs/ci.md recommends, each rule must lie at or beyond its band.
-    from pytest_llmbench.noise import row_alpha
+    from pytest_llmbench.gate.noise import row_alpha
     from pytest_llmbench.stats import t_quantile
 
     clean, _ = records(H200)
@@ -182,7 +182,7 @@ def test_the_shipped_rules_are_not_inside_the_h200_noise_projected_to_ten_runs()
     rules = workflow_rules()
     alpha = row_alpha(0.005, len(rules))
     for rule in rules:
-        from pytest_llmbench.noise import noise_model
+        from pytest_llmbench.gate.noise import noise_model
 
         model = noise_model([run[rule.metric] for run in runs[:-1]], runs[-1][rule.metric])
         reps = model.current_repetitions
@@ -198,7 +198,7 @@ def test_after_an_injected_eight_percent_step_unchanged_code_passes_and_the_step
     # From run k on every run uses 8% more energy per token (say, a driver update). Once the new
     # level has MIN_SEGMENT_RUNS runs, the gate finds the step, judges against the new level and
     # raises no alarm; the comparison names the step.
-    from pytest_llmbench.changepoint import MIN_SEGMENT_RUNS
+    from pytest_llmbench.gate.changepoint import MIN_SEGMENT_RUNS
 
     clean, _ = records(name)
     k = len(clean) - MIN_SEGMENT_RUNS - 1

@@ -101,8 +101,8 @@ def test_write_report_is_atomic_and_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_reports_html_and_saved_runs_follow_the_umask(tmp_path: Path, mask: int) -> None:
     """Atomic writes go through a temporary file (created 0600); the result must not keep that."""
+    from pytest_llmbench.gate.storage import Storage
     from pytest_llmbench.report.html import write_html
-    from pytest_llmbench.storage import Storage
 
     report = make_report([make_result()])
     old = os.umask(mask)

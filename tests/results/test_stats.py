@@ -15,8 +15,8 @@ from pytest_llmbench.stats import (
     difference_interval,
     percentile,
     ratio_interval,
-    t_cdf,
     t_quantile,
+    t_two_sided_p,
 )
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -50,8 +50,8 @@ def test_t_quantile_tends_to_the_normal_quantile() -> None:
 
 @given(p=st.floats(0.001, 0.999), df=st.floats(0.5, 500))
 @settings(max_examples=200, deadline=None)
-def test_t_quantile_inverts_the_cdf(p: float, df: float) -> None:
-    assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-10)
+def test_t_quantile_inverts_the_two_sided_p_value(p: float, df: float) -> None:
+    assert t_two_sided_p(t_quantile(p, df), df) == pytest.approx(2 * min(p, 1 - p), abs=1e-10)
 
 
 @given(st.lists(finite, min_size=1, max_size=50), st.floats(0, 100))

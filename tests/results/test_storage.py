@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_llmbench.errors import StorageError
+from pytest_llmbench.gate.storage import Storage, autosave_name, safe_name
 from pytest_llmbench.results import load_report
-from pytest_llmbench.storage import Storage, autosave_name, safe_name
 from tests.results.factories import make_report, make_result
 
 

@@ -5,7 +5,7 @@ fresh engine, into a folder that then serves as the gate's history; the profile 
 and metric, the within-run and between-run coefficients of variation, and the smallest threshold
 that keeps false alarms at the gate's design rate for the user's repetitions and history length.
 A rule below it can only flag larger changes (the gate calls such rules out too). The history is
-cut at its steps exactly as the gate cuts it (:func:`pytest_llmbench.gate.history_steps`).
+cut at its steps exactly as the gate cuts it (:func:`pytest_llmbench.gate.judge.history_steps`).
 
 A rule is suggested only where the gate can enforce it: a relative band of 100% or more on a
 metric whose regression is a decrease (throughput) can never be left, so such a metric is
@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench.errors import LLMBenchError
-from pytest_llmbench.gate import (
-    DEFAULT_FALSE_ALARM_RATE,
-    Rule,
-    _short_test,
-    history_steps,
-    match_key,
-)
-from pytest_llmbench.history import History
-from pytest_llmbench.noise import MIN_HISTORY_RUNS, noise_model, row_alpha
+from pytest_llmbench.gate.history import History
+from pytest_llmbench.gate.judge import history_steps
+from pytest_llmbench.gate.matching import match_key
+from pytest_llmbench.gate.noise import MIN_HISTORY_RUNS, noise_model, row_alpha
+from pytest_llmbench.gate.render import short_test
+from pytest_llmbench.gate.rules import Rule
+from pytest_llmbench.gate.verdicts import DEFAULT_FALSE_ALARM_RATE
 
 DEFAULT_METRICS = ("energy_per_output_token", "output_throughput")
 MIN_CALIBRATION_RUNS = MIN_HISTORY_RUNS + 1
@@ -167,7 +165,7 @@ def _not_enforceable(row: NoiseRow) -> str:
         "and more runs"
     )
     return (
-        f"not enforceable with this workload: in {_short_test(row.test_id)} runs vary "
+        f"not enforceable with this workload: in {short_test(row.test_id)} runs vary "
         f"{row.between_cv * 100:.1f}% and repetitions {row.within_cv * 100:.1f}%, so its noise "
         f"band reaches beyond -100% and no decrease could fail it; what would make it so: {what}"
     )
@@ -181,7 +179,7 @@ def render_profile(rows: Sequence[NoiseRow]) -> str:
 
     table = [
         [
-            _short_test(r.test_id),
+            short_test(r.test_id),
             r.backend,
             r.metric,
             r.runs,

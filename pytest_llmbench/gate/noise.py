@@ -20,10 +20,10 @@ means, and ``between = max(0, var(run means) - within * mean(1 / r_j))``. The qu
 Student's t with N - 1 degrees of freedom: exact for normal noise when the current run has the
 history's repetition count, conservative otherwise.
 
-A history that steps (:mod:`pytest_llmbench.changepoint`) is cut into segments at its steps: the
-history mean is then the newest segment's, N its run count, ``var(run means)`` is pooled around
-each segment's own mean (so a step does not count as noise), and the quantile has N_all - S
-degrees of freedom for S segments.
+A history that steps (:mod:`pytest_llmbench.gate.changepoint`) is cut into segments at its
+steps: the history mean is then the newest segment's, N its run count, ``var(run means)`` is
+pooled around each segment's own mean (so a step does not count as noise), and the quantile has
+N_all - S degrees of freedom for S segments.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def _best_split(x: NDArray[np.float64], min_size: int) -> tuple[int, float, floa
     """(position, statistic, adjusted p-value) of the best split of ``x``."""
     import numpy as np
 
-    from pytest_llmbench.stats import t_cdf
+    from pytest_llmbench.stats import t_two_sided_p
 
     stats = _split_statistics(x[None, :], min_size)[0]
     offset = int(np.argmax(stats))
@@ -118,7 +118,7 @@ def _best_split(x: NDArray[np.float64], min_size: int) -> tuple[int, float, floa
     elif se == 0.0:
         p = 0.0  # two flat levels
     else:
-        p = 2.0 * (1.0 - t_cdf(gap / se, df))
+        p = t_two_sided_p(gap / se, df)
     return position, float(stats[offset]), min(1.0, p * len(stats))
 
 

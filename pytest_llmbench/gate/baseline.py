@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench.errors import ConfigError
-from pytest_llmbench.gate import (
-    DEFAULT_FALSE_ALARM_RATE,
-    Comparison,
-    Rule,
-    compare_with_history,
-    parse_fail_on,
-)
-from pytest_llmbench.history import DEFAULT_HISTORY_RUNS, History, resolve_history
+from pytest_llmbench.gate.comparing import compare_with_history
+from pytest_llmbench.gate.comparison import Comparison
+from pytest_llmbench.gate.history import DEFAULT_HISTORY_RUNS, History, resolve_history
+from pytest_llmbench.gate.rules import Rule, parse_fail_on
+from pytest_llmbench.gate.storage import DEFAULT_ROOT, Storage, autosave_name
+from pytest_llmbench.gate.verdicts import DEFAULT_FALSE_ALARM_RATE
 from pytest_llmbench.report.json_report import write_report
 from pytest_llmbench.results import Report
-from pytest_llmbench.storage import DEFAULT_ROOT, Storage, autosave_name
 
 
 @dataclass(frozen=True)
