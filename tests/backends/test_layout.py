@@ -92,7 +92,8 @@ def test_each_engine_is_a_package_with_its_adapter() -> None:
 
 def test_engine_packages_import_only_shared_modules_of_other_engines() -> None:
     """An engine leans on what all engines share; only openai's managed servers borrow what
-    starting an engine's server needs: its arguments (args.py) and, for llama.cpp, the GGUF
+    starting an engine's server needs: its arguments (args.py), whether the engine's install can
+    run at all (install.py, SGLang's pinned torch and kernel) and, for llama.cpp, the GGUF
     conversion (gguf_convert.py). Never another adapter."""
     graph = _graph()
     for engine in ENGINES:
@@ -103,7 +104,7 @@ def test_engine_packages_import_only_shared_modules_of_other_engines() -> None:
             for dep in deps:
                 other = dep.split(".")[2] if dep.startswith("pytest_llmbench.backends.") else None
                 if other in ENGINES and other != engine:
-                    borrowed = dep.rsplit(".", 1)[-1] in ("args", "gguf_convert")
+                    borrowed = dep.rsplit(".", 1)[-1] in ("args", "install", "gguf_convert")
                     assert engine == "openai" and borrowed, (module, dep)
 
 
