@@ -69,15 +69,22 @@ def test_interrupt_leaves_a_partial_report_and_no_process(
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
     argv += [*BACKEND_ARGS[backend], "--llm-repeat", "1", "--llm-warmup", "0"]
     argv += ["--llm-energy", "none", "--llm-json", str(report)]
-    proc = subprocess.Popen(
-        argv,
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as a shell gives a foreground job
-    )
+    # Started as from an interactive shell, where Ctrl-C is not ignored. A command started in
+    # the background without job control (`nohup pytest ... &`, some CI runners) ignores SIGINT,
+    # and an ignored signal stays ignored across exec: the inner pytest would never see it.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=pytester.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a shell gives a foreground job
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         # hang guards, here and below: engines start and stop slowly on a busy machine
         wait_for(fault_dir / "hanging", timeout_s=300)
