@@ -3,8 +3,9 @@
     python ci/gpu/gate_data.py OUT.json --command "..." --machine "..." run000.json run001.json ...
 
 Each report becomes one run: its start time, whether it ran beside a load (a file named
-``loaded*.json``), and per test the values of every repetition of the gate's metrics, plus how
-many repetitions ran throttled. tests/results/test_gate_real_data.py resamples them.
+``loaded*.json``), its GPUs (names and UUIDs, which tell one machine from another), and per test
+the values of every repetition of the gate's metrics, plus how many repetitions ran throttled.
+tests/results/test_gate_real_data.py resamples them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ METRICS = ("energy_per_output_token", "output_throughput")
 
 def run_record(path: Path) -> dict[str, object]:
     data = json.loads(path.read_text())
+    devices = (data["machine"].get("gpus") or {}).get("devices", [])
     results = {}
     for result in data["results"]:
         reps = result["repetitions"]
@@ -29,7 +31,8 @@ def run_record(path: Path) -> dict[str, object]:
         "name": path.stem,
         "started_at": data["started_at"],
         "loaded": path.name.startswith("loaded"),
-        "gpus": [d.get("name") for d in (data["machine"].get("gpus") or {}).get("devices", [])],
+        "gpus": [d.get("name") for d in devices],
+        "gpu_uuids": [d.get("uuid") for d in devices],
         "results": results,
     }
 
