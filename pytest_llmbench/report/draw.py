@@ -41,7 +41,6 @@ _STYLE = {
     # matplotlib's own font, then the browser's: a shorter list in every text's style than the
     # default eleven names.
     "font.sans-serif": ["DejaVu Sans", "Arial"],
-    "axes.titlesize": FONT_PT + 1,
     "legend.fontsize": FONT_PT - 1,
     "path.simplify": True,  # a CDF of 100k samples keeps only the points a reader can see
 }
@@ -51,9 +50,9 @@ _STYLE = {
 _NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
 
-def require(option: str) -> None:
-    """Raise a one-line error naming what to install when ``option`` needs matplotlib and it is
-    missing: said before any benchmark runs, not at the end of a long session."""
+def require(option: str = "") -> None:
+    """Raise a one-line error naming what to install when matplotlib is missing (``option``, if
+    given, is what needs it): said before any benchmark runs, not at the end of a session."""
     if importlib.util.find_spec(PACKAGE) is None:
         raise ConfigError(option, f"needs {PACKAGE}, which is not installed: {INSTALL_HINT}")
 
@@ -69,20 +68,21 @@ def draw(plot: Plot) -> str:
     height = HEIGHT_IN + TITLE_LINE_IN * (len(lines) - 1)
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+        # Centred on the figure, not the axes: a long line keeps clear of both edges.
+        fig.suptitle("\n".join(lines), fontweight="bold", fontsize=FONT_PT + 1)
         if plot.has_points:
-            _axes(fig, plot, "\n".join(lines))
+            _axes(fig, plot)
         else:
-            _said(fig, plot, lines)
+            _said(fig, plot)
         out = io.StringIO()
         FigureCanvasSVG(fig).print_svg(out, metadata=_NO_METADATA)
     return _inline(out.getvalue(), plot.title)
 
 
-def _axes(fig: Figure, plot: Plot, title: str) -> Axes:
+def _axes(fig: Figure, plot: Plot) -> Axes:
     from matplotlib.ticker import MaxNLocator
 
     ax = fig.add_subplot()
-    ax.set_title(title, loc="center", fontweight="bold")
     ax.set_xlabel(plot.x_label)
     ax.set_ylabel(plot.y_label)
     ax.grid(True, color=GRID, linewidth=0.8)
@@ -106,9 +106,8 @@ def _axes(fig: Figure, plot: Plot, title: str) -> Axes:
     return ax
 
 
-def _said(fig: Figure, plot: Plot, lines: list[str]) -> None:
-    """No points: the title and the reason, wrapped, instead of an empty frame."""
-    fig.suptitle("\n".join(lines), fontweight="bold", fontsize=FONT_PT + 1)
+def _said(fig: Figure, plot: Plot) -> None:
+    """No points: the reason, wrapped, instead of an empty frame."""
     reason = "\n".join(line.strip() for line in wrap(plot.empty, TEXT_CHARS))
     fig.text(0.5, 0.5, reason, ha="center", va="center", wrap=False)
 

@@ -23,7 +23,9 @@ BACKEND_COLOURS = {
     "echo": "#8c564b",
     "llamacpp": "#17becf",
 }
-TITLE_CHARS = 60  # what fits across a plot in its title font; longer titles wrap
+# What fits across a plot in its bold title font (about 6.5 pt a character, 360 pt wide, with
+# room for a wider fallback font); longer titles wrap.
+TITLE_CHARS = 50
 TEXT_CHARS = 64  # a line of plain text across a plot (the reason for no data)
 
 
