@@ -16,7 +16,7 @@ import importlib.util
 import io
 import re
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.errors import ConfigError
 from pytest_llmbench.report.figures import PALETTE, TEXT_CHARS, Plot, title_lines, wrap
@@ -24,6 +24,7 @@ from pytest_llmbench.report.figures import PALETTE, TEXT_CHARS, Plot, title_line
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 PACKAGE = "matplotlib"
 INSTALL_HINT = "pip install 'pytest-llmbench[html]'"
@@ -33,7 +34,7 @@ TITLE_LINE_IN = 0.2  # each extra title line makes the figure taller, never the 
 FONT_PT = 9
 GRID = "#e4e4e4"
 DASHES = ("-", "--", ":", "-.")
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: searchable, selectable, and small
     "svg.hashsalt": "pytest-llmbench",  # the same report gives the same page, byte for byte
     "font.size": FONT_PT,

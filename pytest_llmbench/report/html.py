@@ -2,9 +2,9 @@
 
 Each backend gets its own section and plots; results of different backends are never pooled.
 Every plot has a title, axes with units and the table of its numbers beside it; a backend has
-the same colour in every plot of every report (:func:`~pytest_llmbench.report.figures.backend_colour`).
-This module says what each plot shows (:class:`~pytest_llmbench.report.figures.Plot`);
-:mod:`pytest_llmbench.report.draw` draws it.
+the same colour in every plot of every report
+(:func:`~pytest_llmbench.report.figures.backend_colour`). This module says what each plot shows
+(:class:`~pytest_llmbench.report.figures.Plot`); :mod:`pytest_llmbench.report.draw` draws it.
 Several reports add run-over-run trends; a report with a baseline comparison shows its verdicts.
 Each energy window with a power trace (:mod:`pytest_llmbench.energy.trace`) gets a power-over-time
 plot, a line per device; a window without one says why (energy unavailable, or no trace).
@@ -17,11 +17,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pytest_llmbench.report.draw import draw
+from pytest_llmbench.report.figures import Marker, Plot, Series, backend_colour
 from pytest_llmbench.report.json_report import atomic_write_text
 from pytest_llmbench.report.pareto import FrontierPoint, pareto_frontier
 from pytest_llmbench.report.runs import TREND_METRICS, trends
-from pytest_llmbench.report.draw import draw
-from pytest_llmbench.report.figures import Marker, Plot, Series, backend_colour
 from pytest_llmbench.report.terminal import agreement_table, itl_unavailable, quality_lines
 from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
 

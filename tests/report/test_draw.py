@@ -61,7 +61,9 @@ def test_runs_are_ticked_on_whole_numbers_and_a_step_is_marked() -> None:
 
 
 def test_legends_sit_below_the_axes_and_never_over_the_data() -> None:
-    series = [Series(f"benchmark {i}", [1.0, 2.0], [float(i), i + 1.0], line=True) for i in range(7)]
+    series = [
+        Series(f"benchmark {i}", [1.0, 2.0], [float(i), i + 1.0], line=True) for i in range(7)
+    ]
     svg = _draw(Plot("many", "x (s)", "y (W)", series))
     y_of = {t.text: float(t.get("y") or 0) for t in svg.iter(f"{SVG}text")}
     # SVG's y grows downwards: every legend entry is below the x axis' label
@@ -77,7 +79,8 @@ def test_a_long_title_is_wrapped_whole_and_kept_as_the_tooltip() -> None:
     assert len(drawn) >= 2 and "".join(drawn) == title
     said = texts(svg)
     at = said.index(drawn[0])
-    assert said[at : at + len(drawn)] == drawn  # the file, the test, its backend, the plot's subject
+    # the file, the test, its backend and the plot's subject, in that order
+    assert said[at : at + len(drawn)] == drawn
     assert svg.findtext(f"{SVG}title") == title and svg.get("aria-label") == title
     assert "\u2026" not in page
 
@@ -119,5 +122,6 @@ def test_llmbench_html_without_matplotlib_exits_2_before_reading_reports(
     out = tmp_path / "r.html"
     assert main(["html", str(tmp_path / "missing.json"), "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "needs matplotlib" in err and "pytest-llmbench[html]" in err and "missing.json" not in err
+    assert "needs matplotlib" in err and "pytest-llmbench[html]" in err
+    assert "missing.json" not in err  # said before the reports are read
     assert not out.exists()

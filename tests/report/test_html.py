@@ -13,7 +13,7 @@ import pytest
 
 from pytest_llmbench.report.figures import backend_colour
 from pytest_llmbench.report.html import render, write_html
-from tests.report.svg_parts import data_lines, svgs, texts
+from tests.report.svg_parts import data_lines, texts
 from tests.results.factories import make_report, make_result
 
 
@@ -198,7 +198,9 @@ def test_each_plot_type_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
     boxes = []
     for title, _ in _PLOT_TYPES.values():
         drawn = re.findall(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S)[0]
-        boxes.append(f'<div style="width:{width}px;height:{height}px;overflow:hidden">{drawn}</div>')
+        boxes.append(
+            f'<div style="width:{width}px;height:{height}px;overflow:hidden">{drawn}</div>'
+        )
     path = tmp_path / "plots.html"
     path.write_text(f'<!doctype html><html><body style="margin:0">{"".join(boxes)}</body></html>')
     shot = tmp_path / "plots.png"
@@ -212,7 +214,7 @@ def test_each_plot_type_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
         )  # fmt: skip
     pixels = _png_rgb(shot.read_bytes())
     assert len(pixels) == width * height * len(boxes)
-    for n, (kind, (title, backend)) in enumerate(_PLOT_TYPES.items()):
+    for n, (kind, (_, backend)) in enumerate(_PLOT_TYPES.items()):
         # the upper three quarters of the box: title and axes, above the legend's swatches
         box = pixels[n * width * height : (n * height + height * 3 // 4) * width]
         dark = sum(1 for px in box if max(px) < 100)

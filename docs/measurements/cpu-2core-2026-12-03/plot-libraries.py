@@ -6,16 +6,18 @@ page around the plots, its tables and texts are the same for all. A library with
 runtime has it inlined once per page, in <head>. Needs the candidates and Chromium:
 
     pip install matplotlib==3.11.2 plotly==7.1.0 altair==6.3.0 vl-convert-python bokeh==3.9.2
-    python docs/measurements/cpu-2core-2026-12-03/plot-libraries.py OUT_DIR REPORT.json[.gz]...
+    python docs/measurements/cpu-2core-2026-12-03/plot-libraries.py [--only plotly,bokeh] \
+        [--best-of 3] OUT_DIR REPORT.json[.gz]...
 
 Every report named is one page of its own; ``+`` joins reports into one page of trends, as
 ``llmbench html`` does with several (``a.json+b.json``). Times: seconds of wall clock, best
-of three; "browser" is headless Chromium loading the page until its scripts are done
+of three (``--best-of``); "browser" is headless Chromium loading the page until its scripts are done
 (``--dump-dom``), less the time it takes for an empty page.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import itertools
 import json
@@ -44,7 +46,7 @@ def plotly_draw(plot: Plot) -> str:
                 x=list(s.xs),
                 y=list(s.ys),
                 name=s.name,
-                mode="lines+markers" if s.line and len(s.xs) <= 12 else "lines" if s.line else "markers",
+                mode=("lines+markers" if len(s.xs) <= 12 else "lines") if s.line else "markers",
                 line={"color": s.colour, "dash": DASH["plotly"][s.dashed % 4]},
             )
         )
@@ -87,7 +89,8 @@ def altair_draw(plot: Plot) -> str:
         tooltip=["series:N", "x:Q", "y:Q"],
     )
     div = f"v{next(_ids)}"
-    return f'<div id="{div}"></div><script>vegaEmbed("#{div}", {chart.to_json(indent=None)})</script>'
+    spec = chart.to_json(indent=None)
+    return f'<div id="{div}"></div><script>vegaEmbed("#{div}", {spec})</script>'
 
 
 def altair_runtime() -> str:
@@ -131,25 +134,29 @@ DRAWERS = {"plotly": plotly_draw, "altair": altair_draw, "bokeh": bokeh_draw}
 
 
 def load(path: str) -> Report:
-    opened = gzip.open(path, "rt") if path.endswith(".gz") else open(path)
-    with opened as f:
-        return Report.from_dict(json.load(f))
+    text = (
+        gzip.decompress(Path(path).read_bytes()) if path.endswith(".gz") else Path(path).read_text()
+    )
+    return Report.from_dict(json.loads(text))
 
 
-def import_s(module: str) -> float:
-    """Seconds a fresh interpreter takes to import ``module``, best of three."""
+def import_s(module: str, best_of: int) -> float:
+    """Seconds a fresh interpreter takes to import ``module``."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     return min(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)  # fmt: skip
-        for _ in range(3)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )  # fmt: skip
+        for _ in range(best_of)
     )
 
 
-def browser_s(page: Path) -> float:
-    """Seconds headless Chromium takes to load ``page`` and run its scripts, best of three."""
+def browser_s(page: Path, best_of: int) -> float:
+    """Seconds headless Chromium takes to load ``page`` and run its scripts."""
     best = float("inf")
-    for _ in range(3):
+    for _ in range(best_of):
         with tempfile.TemporaryDirectory() as profile:
             start = time.perf_counter()
             subprocess.run(
@@ -162,20 +169,28 @@ def browser_s(page: Path) -> float:
     return best
 
 
-def main(out_dir: str, *pages: str) -> None:
-    out = Path(out_dir)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(CANDIDATES), help="comma-separated libraries")
+    parser.add_argument("--best-of", type=int, default=3)
+    parser.add_argument("out_dir")
+    parser.add_argument("pages", nargs="+")
+    args = parser.parse_args()
+    best_of = args.best_of
+    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     empty = out / "empty.html"
     empty.write_text("<!doctype html><html><body></body></html>")
-    blank = browser_s(empty)
+    blank = browser_s(empty, best_of)
     original = html.draw
-    for name, (module, runtime) in CANDIDATES.items():
+    for name in args.only.split(","):
+        module, runtime = CANDIDATES[name]
         html.draw = DRAWERS.get(name, original)
-        print(f"{name}: import {import_s(module):.2f} s")
-        for spec in pages:
+        print(f"{name}: import {import_s(module, best_of):.2f} s", flush=True)
+        for spec in args.pages:
             reports = [load(p) for p in spec.split("+")]
             render_s = float("inf")
-            for _ in range(3):
+            for _ in range(best_of):
                 start = time.perf_counter()
                 page = html.render(reports)
                 if runtime is not None:
@@ -184,9 +199,9 @@ def main(out_dir: str, *pages: str) -> None:
             path = out / f"{name}-{Path(spec.split('+')[0]).name.split('.')[0]}.html"
             path.write_text(page)
             print(f"  {spec[-60:]}: {len(page.encode()):,} bytes, python {render_s:.2f} s, "
-                  f"browser {browser_s(path) - blank:.2f} s")  # fmt: skip
+                  f"browser {browser_s(path, best_of) - blank:.2f} s", flush=True)  # fmt: skip
     html.draw = original
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()
