@@ -125,3 +125,15 @@ def test_llmbench_html_without_matplotlib_exits_2_before_reading_reports(
     assert "needs matplotlib" in err and "pytest-llmbench[html]" in err
     assert "missing.json" not in err  # said before the reports are read
     assert not out.exists()
+
+
+def test_the_page_and_the_plugin_import_without_matplotlib() -> None:
+    """pytest's start-up never pays for matplotlib: only drawing a plot imports it."""
+    import subprocess
+
+    code = (
+        "import sys; import pytest_llmbench.plugin, pytest_llmbench.report.html, "
+        "pytest_llmbench.report.draw; print('matplotlib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -119,9 +119,11 @@ def bokeh_draw(plot: Plot) -> str:
 
 
 def bokeh_runtime() -> str:
-    from bokeh.resources import INLINE
+    from bokeh.resources import Resources
 
-    return INLINE.render_js()
+    # The core bundle only: bokeh.resources.INLINE adds the widgets, tables, GL and MathJax
+    # bundles (3.9 MB in all), which these plots do not use.
+    return Resources(mode="inline", components=["bokeh"]).render_js()
 
 
 CANDIDATES: dict[str, tuple[str, Callable[[], str] | None]] = {
