@@ -32,8 +32,12 @@ WIDTH_IN = 5.0  # 360 pt: 480 CSS px, two plots side by side on a laptop screen 
 HEIGHT_IN = 3.3
 TITLE_LINE_IN = 0.2  # each extra title line makes the figure taller, never the plot smaller
 FONT_PT = 9
+LEGEND_ROW_IN = 0.19
+LEGEND_CHAR_PT = 5.0  # DejaVu Sans at the legend's 8 pt, on average, with room for a fallback
+LEGEND_HANDLE_PT = 36.0  # the line sample and the gaps around an entry
 GRID = "#e4e4e4"
 DASHES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
 _STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: searchable, selectable, and small
     "svg.hashsalt": "pytest-llmbench",  # the same report gives the same page, byte for byte
@@ -66,13 +70,15 @@ def draw(plot: Plot) -> str:
     from matplotlib.figure import Figure
 
     lines = title_lines(plot.title)
-    height = HEIGHT_IN + TITLE_LINE_IN * (len(lines) - 1)
+    labels = [s.name for s in plot.series] + [m.label for m in plot.markers]
+    columns, rows = legend_grid(labels) if plot.has_points else (1, 1)
+    height = HEIGHT_IN + TITLE_LINE_IN * (len(lines) - 1) + LEGEND_ROW_IN * (rows - 1)
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
         # Centred on the figure, not the axes: a long line keeps clear of both edges.
         fig.suptitle("\n".join(lines), fontweight="bold", fontsize=FONT_PT + 1)
         if plot.has_points:
-            _axes(fig, plot)
+            _axes(fig, plot, columns)
         else:
             _said(fig, plot)
         out = io.StringIO()
@@ -80,7 +86,17 @@ def draw(plot: Plot) -> str:
     return _inline(out.getvalue(), plot.title)
 
 
-def _axes(fig: Figure, plot: Plot) -> Axes:
+def legend_grid(labels: list[str]) -> tuple[int, int]:
+    """Columns and rows of the legend: as many columns (at most 3) as its longest label lets fit
+    across the figure, so that no entry runs past the edge; the figure grows by a row's height
+    for each row after the first, so that a long legend never squeezes the plot."""
+    longest = max((len(label) for label in labels), default=0)
+    entry_pt = LEGEND_HANDLE_PT + LEGEND_CHAR_PT * longest
+    columns = max(1, min(3, len(labels), int(WIDTH_IN * 72 * 0.95 // entry_pt)))
+    return columns, max(1, -(-len(labels) // columns))
+
+
+def _axes(fig: Figure, plot: Plot, columns: int) -> Axes:
     from matplotlib.ticker import MaxNLocator
 
     ax = fig.add_subplot()
@@ -93,17 +109,22 @@ def _axes(fig: Figure, plot: Plot) -> Axes:
     for i, s in enumerate(plot.series):
         colour = s.colour or PALETTE[i % len(PALETTE)]
         style = DASHES[s.dashed % len(DASHES)]
-        few = len(s.xs) <= 12  # a handful of points (runs, loads) are marked, a CDF is not
+        # A handful of points (runs, loads) are marked, a CDF is not, unless dashes alone no
+        # longer tell its line from another of the same colour (a fifth device, benchmark).
+        shape = MARKERS[s.dashed // len(DASHES) % len(MARKERS)]
+        few = len(s.xs) <= 12
         if s.line:
-            ax.plot(s.xs, s.ys, style, color=colour, label=s.name, marker="o" if few else None,
-                    markersize=3, linewidth=1.5)  # fmt: skip
+            ax.plot(s.xs, s.ys, style, color=colour, label=s.name, linewidth=1.5,
+                    marker=shape if few or s.dashed >= len(DASHES) else None,
+                    markevery=None if few else max(1, len(s.xs) // 10),
+                    markersize=3 if shape == "o" else 4)  # fmt: skip
         else:
             ax.plot(s.xs, s.ys, "o", color=colour, label=s.name, markersize=5)
     for marker in plot.markers:
         ax.axvline(marker.x, color="#555555", linestyle=":", linewidth=1, label=marker.label)
     handles, _ = ax.get_legend_handles_labels()
     if handles:
-        fig.legend(loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
+        fig.legend(loc="outside lower center", ncols=columns, frameon=False)
     return ax
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_llmbench.cli import main
 from pytest_llmbench.errors import ConfigError
-from pytest_llmbench.report.draw import GRID, draw, require
+from pytest_llmbench.report.draw import GRID, draw, legend_grid, require
 from pytest_llmbench.report.figures import Marker, Plot, Series, title_lines
 from tests.report.svg_parts import data_lines, style, texts, tick_labels
 
@@ -69,6 +69,28 @@ def test_legends_sit_below_the_axes_and_never_over_the_data() -> None:
     # SVG's y grows downwards: every legend entry is below the x axis' label
     assert all(y_of[s.name] > y_of["x (s)"] for s in series)
     assert len(data_lines(svg)) == 7
+
+
+def test_a_long_legend_takes_more_rows_and_height_not_room_from_the_plot() -> None:
+    assert legend_grid(["a", "b"]) == (2, 1)
+    assert legend_grid([f"{i}: NVIDIA H100" for i in range(8)]) == (3, 3)
+    assert legend_grid([f"test_long_context_prefill[pytorch] {i}" for i in range(5)]) == (1, 5)
+
+    def height_pt(n: int) -> float:
+        series = [Series(f"benchmark {i}", [1.0, 2.0], [1.0, 2.0], line=True) for i in range(n)]
+        return float(_draw(Plot("p", "x (s)", "y (W)", series)).get("height", "").rstrip("pt"))
+
+    assert height_pt(9) > height_pt(3)  # three rows against one
+
+
+def test_a_fifth_line_of_one_colour_is_told_apart_by_its_markers() -> None:
+    series = [Series(f"{i}", [0.1 * k for k in range(40)], [float(k) for k in range(40)],
+                     line=True, colour="#d62728", dashed=i) for i in range(5)]  # fmt: skip
+    svg = _draw(Plot("p", "x (s)", "y (W)", series))
+    marked = {style(u).get("fill") for u in svg.iter(f"{SVG}use")}
+    assert "#d62728" in marked  # the fifth line (solid again) carries markers; the first not
+    styles = [(line.get("stroke-dasharray"), line["stroke"]) for line in data_lines(svg)]
+    assert len(styles) == 5 and len(set(styles)) == 4
 
 
 def test_a_long_title_is_wrapped_whole_and_kept_as_the_tooltip() -> None:
