@@ -351,9 +351,11 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _html(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_llmbench.report.draw import require
     from pytest_llmbench.report.html import write_html
     from pytest_llmbench.results import load_report
 
+    require()  # before reading reports: a missing library is the first thing
     reports = [load_report(path) for path in args.reports]
     write_html(args.output, reports)
     print(f"wrote {args.output} from {len(reports)} report(s)", file=out)

@@ -88,6 +88,10 @@ def pytest_configure(config: pytest.Config) -> None:
             ):
                 if path:
                     check_writable(path, option)
+            if options.html_path:  # its plotting library, before any benchmark runs
+                from pytest_llmbench.report.draw import require
+
+                require("--llm-html")
             # Before any benchmark runs: a bad rule or a missing/corrupt baseline fails now.
             plan = BaselinePlan.create(
                 compare=b.compare,

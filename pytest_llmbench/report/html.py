@@ -2,7 +2,9 @@
 
 Each backend gets its own section and plots; results of different backends are never pooled.
 Every plot has a title, axes with units and the table of its numbers beside it; a backend has
-the same colour in every plot of every report (:func:`~pytest_llmbench.report.svg.backend_colour`).
+the same colour in every plot of every report
+(:func:`~pytest_llmbench.report.figures.backend_colour`). This module says what each plot shows
+(:class:`~pytest_llmbench.report.figures.Plot`); :mod:`pytest_llmbench.report.draw` draws it.
 Several reports add run-over-run trends; a report with a baseline comparison shows its verdicts.
 Each energy window with a power trace (:mod:`pytest_llmbench.energy.trace`) gets a power-over-time
 plot, a line per device; a window without one says why (energy unavailable, or no trace).
@@ -15,10 +17,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pytest_llmbench.report.draw import draw
+from pytest_llmbench.report.figures import Marker, Plot, Series, backend_colour
 from pytest_llmbench.report.json_report import atomic_write_text
 from pytest_llmbench.report.pareto import FrontierPoint, pareto_frontier
 from pytest_llmbench.report.runs import TREND_METRICS, trends
-from pytest_llmbench.report.svg import Series, backend_colour, plot
 from pytest_llmbench.report.terminal import agreement_table, itl_unavailable, quality_lines
 from pytest_llmbench.results import BenchmarkResult, EnergyReading, Report
 
@@ -73,12 +76,14 @@ def _frontier_section(backend: str, results: Sequence[BenchmarkResult]) -> str:
     on_frontier = {p.label for p in frontier}
     for row in rows:
         row.append("yes" if row[0] in on_frontier else "no")
-    svg = plot(
-        f"{backend}: energy vs throughput",
-        "output throughput (tok/s)",
-        "energy (J/output token)",
-        series if points else [],
-        empty=_no_frontier_reason(results),
+    svg = draw(
+        Plot(
+            f"{backend}: energy vs throughput",
+            "output throughput (tok/s)",
+            "energy (J/output token)",
+            series if points else [],
+            empty=_no_frontier_reason(results),
+        )
     )
     table = _table(["test", "output tok/s", "J/output token", "on frontier"], rows)
     return f"<figure>{svg}{table}</figure>"
@@ -126,13 +131,13 @@ def _search_section(result: BenchmarkResult) -> str:
     points = sorted(found.get("points") or [], key=lambda p: p.get("load", 0))
     unit = "request rate (req/s)" if found.get("over") == "rate" else "concurrency (in flight)"
     colour = backend_colour(result.backend)
-    svg = plot(
+    svg = draw(Plot(
         f"{result.test_id}: goodput by load",
         unit,
         "goodput (good req/s)",
         [Series("goodput", [p["load"] for p in points], [p["goodput"] for p in points],
                 line=True, colour=colour)] if points else [],
-    )  # fmt: skip
+    ))  # fmt: skip
     rows = [
         [
             f"{p['load']:g}",
@@ -157,12 +162,16 @@ def _latency_section(result: BenchmarkResult) -> str:
         why = "no samples"
         if field_name == "itl_s" and itl_why is not None:
             why = f"ITL unavailable: {itl_why}"
-        svg = plot(
-            f"{result.test_id}: {label} CDF ({source})",
-            f"{label} (ms)",
-            "fraction of samples",
-            [Series(label, xs, ys, line=True, colour=backend_colour(result.backend))] if xs else [],
-            empty=why,
+        svg = draw(
+            Plot(
+                f"{result.test_id}: {label} CDF ({source})",
+                f"{label} (ms)",
+                "fraction of samples",
+                [Series(label, xs, ys, line=True, colour=backend_colour(result.backend))]
+                if xs
+                else [],
+                empty=why,
+            )
         )
         stats = summaries[field_name].to_dict()
         rows = [["count", str(stats["count"])]]
@@ -239,11 +248,13 @@ def _power_figure(result: BenchmarkResult, repetition: int, energy: EnergyReadin
                     dashed=d,
                 )
             )
-    svg = plot(
-        f"{result.test_id}: power, repetition {repetition} ({energy.method})",
-        "time since the window opened (s)",
-        "power (W)",
-        series,
+    svg = draw(
+        Plot(
+            f"{result.test_id}: power, repetition {repetition} ({energy.method})",
+            "time since the window opened (s)",
+            "power (W)",
+            series,
+        )
     )
     header = [
         "repetition",
@@ -321,12 +332,21 @@ def _trend_section(reports: Sequence[Report]) -> str:
                         dashed=i,
                     )
                 )
-            svg = plot(
-                f"{backend}: {label} run over run",
-                "run (oldest first)",
-                label,
-                series if any(s.xs for s in series) else [],
-                empty=_no_trend_reason(reports, backend, metric, label),
+            markers = [
+                Marker(i + 0.5, f"step: {r.test_id.split('::', 1)[-1]} {change * 100:+.1f}%")
+                for r in mine
+                for i, change in r.steps
+            ]
+            svg = draw(
+                Plot(
+                    f"{backend}: {label} run over run",
+                    "run (oldest first)",
+                    label,
+                    series if any(s.xs for s in series) else [],
+                    empty=_no_trend_reason(reports, backend, metric, label),
+                    integer_x=True,
+                    markers=markers,
+                )
             )
             table = _table(
                 ["benchmark", *(f"run {n}" for n in runs)],

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llmbench.report.figures import backend_colour
 from pytest_llmbench.report.html import render, write_html
-from pytest_llmbench.report.svg import HEIGHT_PX, WIDTH_PX, backend_colour
+from tests.report.svg_parts import data_lines, texts
 from tests.results.factories import make_report, make_result
 
 
@@ -30,8 +31,12 @@ def test_page_is_well_formed_self_contained_and_never_pools_backends(tmp_path: P
     path = tmp_path / "r.html"
     write_html(path, [_two_backends()])
     page = path.read_text()
-    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "https://" not in page and "<script" not in page
+    # nothing to fetch: no script, stylesheet, image or font from elsewhere (a namespace is a
+    # name, not a fetch)
+    unnamespaced = re.sub(r'xmlns(:\w+)?="[^"]*"', "", page)
+    assert "http://" not in unnamespaced and "https://" not in unnamespaced
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert "<img" not in page and 'href="#' in page  # references stay inside the page
     root = ET.fromstring(page.replace("<!doctype html>", ""))
     titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "vllm: energy vs throughput" in titles
@@ -93,8 +98,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert dom.stdout.count("<svg") >= 2
     # each energy window's power plot survives the browser's parsing, with its line
     power = "benchmarks/test_bench.py::test_fast[vllm]: power, repetition 1 (nvml-counter)"
-    (plotted,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(power)}".*?</svg>', dom.stdout, re.S)
-    assert "<polyline" in plotted and "power (W)" in plotted
+    (drawn,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(power)}".*?</svg>', dom.stdout, re.S)
+    plotted = ET.fromstring(drawn)  # as the browser serialised it
+    assert data_lines(plotted) and "power (W)" in texts(plotted)
     # pytorch's windows say why, once (not per window), and so does its energy-vs-throughput box
     assert dom.stdout.count("unavailable: NVML not found") == 2
     with tempfile.TemporaryDirectory() as profile:
@@ -149,37 +155,80 @@ def _png_rgb(png: bytes) -> list[tuple[int, int, int]]:
     return pixels
 
 
-def test_power_plot_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
-    """The power-over-time plot of a window, taken from the page as written, rasterised: its
-    line appears in the backend's colour."""
+def _search_result():
+    import dataclasses
+
+    points = [
+        {"load": load, "attainment": a, "meets": a >= 0.9, "goodput": g, "repetitions": 1}
+        for load, a, g in ((1.0, 1.0, 1.0), (2.0, 0.95, 1.9), (4.0, 0.5, 2.0))
+    ]
+    search = {"over": "rate", "outcome": "peak goodput 1.9 req/s at 2 req/s", "points": points}
+    return dataclasses.replace(make_result("test_peak", "openai"), search=search)
+
+
+# One plot of each type, by title, and the colour its data is drawn in (None: a plot that has
+# nothing to draw says why, in text only).
+_PLOT_TYPES = {
+    "energy vs throughput": ("vllm: energy vs throughput", "vllm"),
+    "latency CDF": ("benchmarks/test_bench.py::test_fast[vllm]: TTFT CDF (every sample)", "vllm"),
+    "power over a window": ("benchmarks/test_bench.py::test_fast[vllm]: power, repetition 1 "
+                            "(nvml-counter)", "vllm"),
+    "trend run over run": ("vllm: output throughput (tok/s) run over run", "vllm"),
+    "goodput by load": ("benchmarks/test_bench.py::test_peak[openai]: goodput by load", "openai"),
+    "no data, with the reason": ("pytorch: energy vs throughput", None),
+}  # fmt: skip
+_BOX_PX = (480, 420)  # each plot's place in the screenshot: wider and taller than any plot
+
+
+def test_each_plot_type_is_drawn_by_headless_chromium(tmp_path: Path) -> None:
+    """Every kind of plot the page has, taken from the page as written and rasterised by
+    Chromium: its data appears in its backend's colour above the legend; a plot with nothing
+    to draw shows its text and no data colour."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium not installed (ci/setup.sh installs it where apt-get is available)")
-    page = render([_two_backends()])
-    title = "benchmarks/test_bench.py::test_fast[vllm]: power, repetition 1 (nvml-counter)"
-    (svg,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S)
-    path = tmp_path / "power.html"
-    path.write_text(f'<!doctype html><html><body style="margin:0">{svg}</body></html>')
-    shot = tmp_path / "power.png"
+    later = make_report(
+        [make_result("test_fast", "vllm", (0.5, 0.5, 0.5), (2500.0, 2400.0, 2600.0))],
+        started_at="2025-01-02T00:00:00+00:00",
+    )
+    first = _two_backends()
+    first = make_report([*first.results, _search_result()], started_at="2025-01-01T00:00:00+00:00")
+    page = render([first, later])
+    width, height = _BOX_PX
+    boxes = []
+    for title, _ in _PLOT_TYPES.values():
+        drawn = re.findall(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S)[0]
+        boxes.append(
+            f'<div style="width:{width}px;height:{height}px;overflow:hidden">{drawn}</div>'
+        )
+    path = tmp_path / "plots.html"
+    path.write_text(f'<!doctype html><html><body style="margin:0">{"".join(boxes)}</body></html>')
+    shot = tmp_path / "plots.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
              f"--user-data-dir={profile}", f"--screenshot={shot}",
-             f"--window-size={WIDTH_PX},{HEIGHT_PX}", path.as_uri()],
+             f"--window-size={width},{height * len(boxes)}", path.as_uri()],
             capture_output=True, timeout=300, check=True,
         )  # fmt: skip
-    colour = backend_colour("vllm")
-    want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
     pixels = _png_rgb(shot.read_bytes())
-    assert len(pixels) == WIDTH_PX * HEIGHT_PX  # one pixel per SVG unit
-    # below the title and legend (the legend is written in the same colour): the line's pixels
-    near = [
-        px
-        for px in pixels[60 * WIDTH_PX :]
-        if sum(abs(a - b) for a, b in zip(px, want, strict=True)) < 90
-    ]
-    assert len(near) > 30, f"{len(near)} pixels near {colour}: the power line was not drawn"
+    assert len(pixels) == width * height * len(boxes)
+    for n, (kind, (_, backend)) in enumerate(_PLOT_TYPES.items()):
+        # the upper three quarters of the box: title and axes, above the legend's swatches
+        box = pixels[n * width * height : (n * height + height * 3 // 4) * width]
+        dark = sum(1 for px in box if max(px) < 100)
+        assert dark > 200, f"{kind}: {dark} dark pixels: no title or text was drawn"
+        colours = {b: _near(box, backend_colour(b)) for b in ("vllm", "openai", "pytorch")}
+        if backend is None:
+            assert not any(colours.values()), f"{kind}: data colour in a plot with no data"
+        else:
+            assert colours[backend] > 40, f"{kind}: {colours[backend]} pixels of {backend}'s colour"
+
+
+def _near(pixels: list[tuple[int, int, int]], colour: str) -> int:
+    want = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return sum(1 for px in pixels if sum(abs(a - b) for a, b in zip(px, want, strict=True)) < 60)
 
 
 def test_render_of_nothing_is_still_a_page() -> None:
@@ -191,7 +240,6 @@ def test_trends_and_comparison_render_in_headless_chromium(tmp_path: Path) -> No
     import json
 
     from pytest_llmbench.gate import compare, parse_fail_on
-    from pytest_llmbench.report.svg import backend_colour
     from pytest_llmbench.results import Report
 
     chromium = shutil.which("chromium")
@@ -216,5 +264,7 @@ def test_trends_and_comparison_render_in_headless_chromium(tmp_path: Path) -> No
     html = dom.stdout
     assert "Run over run" in html and "Comparison with" in html
     assert "pytorch: output throughput (tok/s) run over run" in html
-    assert f'stroke="{backend_colour("vllm")}"' in html
-    assert f'fill="{backend_colour("pytorch")}"' in html or "no data" in html
+    trend_title = "vllm: output throughput (tok/s) run over run"
+    (drawn,) = re.findall(rf'<svg[^>]*aria-label="{re.escape(trend_title)}".*?</svg>', html, re.S)
+    trend = ET.fromstring(drawn)
+    assert {line["stroke"] for line in data_lines(trend)} == {backend_colour("vllm")}

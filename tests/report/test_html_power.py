@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 
 from pytest_llmbench.energy.base import DeviceInfo, EnergyReading
+from pytest_llmbench.report.figures import backend_colour
 from pytest_llmbench.report.html import render
-from pytest_llmbench.report.svg import backend_colour
 from pytest_llmbench.results import BenchmarkResult, Report
+from tests.report.svg_parts import SVG, data_lines, texts
 from tests.results.factories import make_report, make_result
 
-SVG = "{http://www.w3.org/2000/svg}"
 TITLE = "benchmarks/test_bench.py::test_a[vllm]: power, repetition {} (nvml-counter)"
 
 
@@ -57,13 +57,13 @@ def test_each_window_with_a_trace_is_a_plot_with_a_line_per_device_and_its_numbe
     for repetition in (1, 2, 3):
         figure = figure_titled(page, TITLE.format(repetition))
         (svg,) = figure.iter(f"{SVG}svg")
-        lines = list(svg.iter(f"{SVG}polyline"))
+        lines = data_lines(svg)
         assert len(lines) == 2  # one per GPU: devices are never summed
-        assert {line.get("stroke") for line in lines} == {backend_colour("vllm")}
+        assert {line["stroke"] for line in lines} == {backend_colour("vllm")}
         assert len({line.get("stroke-dasharray") for line in lines}) == 2  # told apart
-        texts = [t.text for t in svg.iter(f"{SVG}text")]
-        assert "time since the window opened (s)" in texts and "power (W)" in texts
-        assert "0: NVIDIA H100" in texts and "1: NVIDIA H100" in texts  # the legend
+        said = texts(svg)
+        assert "time since the window opened (s)" in said and "power (W)" in said
+        assert "0: NVIDIA H100" in said and "1: NVIDIA H100" in said  # the legend
         header = [th.text for th in figure.iter("th")]
         assert header[:7] == [
             "repetition", "device", "points", "mean, energy / window (W)", "min (W)", "max (W)",
@@ -104,19 +104,3 @@ def test_a_counter_window_with_fewer_than_two_updates_says_so() -> None:
     assert "no power trace: fewer than two counter updates in the window" in page
     figure_titled(page, TITLE.format(2))  # the other window is plotted
     assert ": power, repetition 1" not in page
-
-
-def test_a_long_plot_title_is_wrapped_whole_and_kept_as_the_tooltip() -> None:
-    from pytest_llmbench.report.svg import Series, plot
-
-    title = "benchmarks/test_throughput.py::test_offline_throughput[pytorch]: ITL CDF (histogram)"
-    svg = plot(title, "ITL (ms)", "fraction", [Series("ITL", [1.0, 2.0], [0.5, 1.0], line=True)])
-    drawn = [part.split("</text>")[0] for part in svg.split('xml:space="preserve">')[1:]]
-    assert drawn == [
-        "benchmarks/test_throughput.py::test_offline_throughput",
-        "[pytorch]: ITL CDF (histogram)",
-    ]  # the file, the test, its backend and the plot's subject: a screenshot says which
-    assert all(len(line) <= 58 for line in drawn) and "\u2026" not in svg
-    assert f"<title>{title}</title>" in svg and f'aria-label="{title}"' in svg
-    short = plot("pytorch: energy vs throughput", "x", "y", [])
-    assert 'xml:space="preserve">pytorch: energy vs throughput</text>' in short

@@ -8,25 +8,13 @@ import json
 import xml.etree.ElementTree as ET
 
 from pytest_llmbench.gate import compare, parse_fail_on
+from pytest_llmbench.report.figures import BACKEND_COLOURS, backend_colour, title_lines
 from pytest_llmbench.report.html import render
-from pytest_llmbench.report.svg import BACKEND_COLOURS, backend_colour, title_lines
 from pytest_llmbench.results import Report
+from tests.report.svg_parts import SVG, data_colours, tick_labels
+from tests.report.svg_parts import svgs as _svgs
+from tests.report.svg_parts import texts as _texts
 from tests.results.factories import make_report, make_result, noisy
-
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def _svgs(page: str) -> list[ET.Element]:
-    root = ET.fromstring(page.replace("<!doctype html>", ""))
-    return list(root.iter(f"{SVG}svg"))
-
-
-def _colours(svg: ET.Element) -> set[str]:
-    out = set()
-    for el in svg:
-        if el.tag in (f"{SVG}circle", f"{SVG}polyline"):
-            out.add(el.get("fill") if el.tag == f"{SVG}circle" else el.get("stroke"))
-    return {c for c in out if c}
 
 
 def test_a_backend_has_the_same_colour_in_every_plot_of_every_report() -> None:
@@ -36,7 +24,7 @@ def test_a_backend_has_the_same_colour_in_every_plot_of_every_report() -> None:
         for svg in _svgs(render(reports)):
             title = svg.get("aria-label") or ""
             backend = "vllm" if "[vllm]" in title or title.startswith("vllm") else "pytorch"
-            colours = _colours(svg)
+            colours = data_colours(svg)
             assert colours <= {backend_colour(backend)}, title
     assert backend_colour("pytorch") == BACKEND_COLOURS["pytorch"] != backend_colour("vllm")
     assert backend_colour("my-engine") == backend_colour("my-engine")  # stable for others too
@@ -50,15 +38,16 @@ def test_every_plot_has_a_title_axes_with_units_and_a_table_beside_it() -> None:
     for figure in figures:
         (svg,) = list(figure.iter(f"{SVG}svg"))
         assert figure.find("table") is not None
-        texts = [t.text or "" for t in svg.iter(f"{SVG}text")]
+        texts = _texts(svg)
         title = svg.get("aria-label") or ""
         assert svg.findtext(f"{SVG}title") == title  # the whole title, as a tooltip
         drawn = title_lines(title)
-        assert texts[: len(drawn)] == drawn and "".join(drawn) == title  # whole, never cut
-        if not svg.findall(f"{SVG}polyline") and not svg.findall(f"{SVG}circle"):
+        at = texts.index(drawn[0])
+        assert texts[at : at + len(drawn)] == drawn and "".join(drawn) == title  # never cut
+        if not tick_labels(svg):
             continue  # nothing to plot: it says why instead of drawing axes
-            axis_labels = [t for t in texts if "(" in t and ")" in t]
-            assert len(axis_labels) >= 2, texts  # units in parentheses on both axes
+        axis_labels = [t for t in texts if "(" in t and ")" in t and t not in drawn]
+        assert axis_labels, texts  # a unit in parentheses: ms, tok/s, J/output token, W
 
 
 def test_several_reports_get_a_trend_per_backend_and_metric() -> None:
@@ -151,7 +140,7 @@ def test_an_itl_without_samples_says_why_in_its_plot() -> None:
     )
     svgs = _svgs(render([make_report([result])]))
     (itl,) = [s for s in svgs if "ITL CDF" in s.get("aria-label", "")]
-    said = " ".join(t.text or "" for t in itl.iter(f"{SVG}text"))
+    said = " ".join(_texts(itl))
     assert f"ITL unavailable: {why}" in said and "no data" not in said
 
 
@@ -167,6 +156,8 @@ def test_a_step_in_the_runs_is_shown_under_its_trend_and_in_the_comparison_notes
     page = render(reports)
     assert "steps (as the gate finds them): test_a[pytorch]: +8." in page
     assert "% from run 7 on" in page
+    (trend,) = [s for s in _svgs(page) if s.get("aria-label", "").startswith("pytorch: output")]
+    (marker,) = [t for t in _texts(trend) if t.startswith("step: test_a[pytorch] +8.")]
 
     current = make_report([make_result(throughput=noisy(1080.0, 0.002, 3, 99))])
     comparison = compare(reports, current, parse_fail_on("output_throughput:-3%"))

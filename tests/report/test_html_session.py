@@ -36,3 +36,19 @@ def test_html_of_a_compared_run_shows_the_verdicts(echo_pytester: pytest.Pyteste
     result.assert_outcomes(passed=1)
     page = (echo_pytester.path / "r.html").read_text()
     assert "Comparison with" in page and "<th>verdict</th>" in page
+
+
+def test_llm_html_without_matplotlib_fails_before_any_benchmark_runs(
+    echo_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without it looks like
+    result = echo_pytester.runpytest("--llm-backend", "echo", "--llm-html", "r.html")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --llm-html: needs matplotlib, which is not installed: "
+        "pip install 'pytest-llmbench[html]'"
+    ]
+    assert "passed" not in result.stdout.str() and not (echo_pytester.path / "r.html").exists()
