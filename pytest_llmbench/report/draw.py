@@ -41,7 +41,6 @@ DASHES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v")
 _STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: searchable, selectable, and small
-    "svg.hashsalt": "pytest-llmbench",  # the same report gives the same page, byte for byte
     "font.size": FONT_PT,
     "font.family": "sans-serif",
     # matplotlib's own font, then the browser's: a shorter list in every text's style than the
@@ -76,7 +75,10 @@ def draw(plot: Plot) -> str:
     height = HEIGHT_IN + TITLE_LINE_IN * (len(lines) - 1) + LEGEND_ROW_IN * (rows - 1)
     # A layout notice from matplotlib must not reach the session's terminal, nor, under
     # `-W error`, cost the user the page: the drawing is checked by the test suite instead.
-    with matplotlib.rc_context(_STYLE), warnings.catch_warnings():
+    # The salt seeds the ids of clip paths and markers: fixed per title, so the same report gives
+    # the same page byte for byte, and two plots of one page never share an id.
+    style = {**_STYLE, "svg.hashsalt": f"pytest-llmbench {plot.title}"}
+    with matplotlib.rc_context(style), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
         # Centred on the figure, not the axes: a long line keeps clear of both edges.

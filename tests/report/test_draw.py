@@ -125,6 +125,17 @@ def test_the_same_plot_draws_the_same_bytes() -> None:
     assert draw(plot) == draw(plot)
 
 
+def test_two_plots_of_one_page_share_no_element_id() -> None:
+    # Clip paths and markers are referenced by id: a page that repeats one is invalid HTML.
+    plots = [
+        Plot(title, "x (s)", "y (W)", [Series("a", [1.0, 2.0], [3.0, 4.0], line=True)])
+        for title in ("power [pytorch]", "power [vllm]")
+    ]
+    ids = [[e.get("id") for e in _draw(p).iter() if e.get("id")] for p in plots]
+    assert ids[0] and ids[1]
+    assert not set(ids[0]) & set(ids[1])
+
+
 def test_a_missing_matplotlib_is_a_one_line_error_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
