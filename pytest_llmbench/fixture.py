@@ -389,6 +389,7 @@ class LLMBench:
             warmup_max=runner.warmup_max,
             warmup_tolerance=runner.warmup_tolerance,
             slo=self._session.options.slo,
+            freeze_gc=runner.freeze_gc,
         )
 
     def _context_limit(self) -> tuple[int, str] | None:

@@ -39,6 +39,7 @@ class RunSettings:
     warmup_tolerance: float = 0.05  # 0: exactly ``warmup`` passes
     max_iterations: int = 1000  # a cap on passes per window, against an idle, never-updating meter
     slo: SLO | None = None  # count the requests that meet it (goodput)
+    freeze_gc: bool = True  # repetitions run with the heap frozen (pytest_llmbench.heap)
 
 
 @dataclass(frozen=True)
@@ -169,30 +170,34 @@ def run_benchmark(
     """Warm up (unmeasured, until settled), then ``settings.repetitions`` measured repetitions.
 
     ``progress`` hears after each warm-up pass and each repetition, never inside a window."""
+    from pytest_llmbench.heap import frozen_heap
+
     began = clock()
     warmup = warm_up(backend, requests, schedule, settings, clock, progress, began)
     repetitions: list[Repetition] = []
-    for _ in range(settings.repetitions):
-        repetitions.append(
-            run_repetition(
-                backend,
-                requests,
-                schedule,
-                meter,
-                settings.max_iterations,
-                slo=settings.slo,
-                telemetry=telemetry,
-            )
-        )
-        if progress is not None:  # the window has closed: reporting costs the measurement nothing
-            progress(
-                Progress(
-                    "repetition",
-                    len(repetitions),
-                    settings.repetitions,
-                    clock() - began,
-                    sum(r.output_tokens for r in repetitions),
-                    sum(r.window_s for r in repetitions),
+    with frozen_heap(settings.freeze_gc):  # no full collection pauses a window
+        for _ in range(settings.repetitions):
+            repetitions.append(
+                run_repetition(
+                    backend,
+                    requests,
+                    schedule,
+                    meter,
+                    settings.max_iterations,
+                    slo=settings.slo,
+                    telemetry=telemetry,
                 )
             )
+            # The window has closed: reporting costs the measurement nothing.
+            if progress is not None:
+                progress(
+                    Progress(
+                        "repetition",
+                        len(repetitions),
+                        settings.repetitions,
+                        clock() - began,
+                        sum(r.output_tokens for r in repetitions),
+                        sum(r.window_s for r in repetitions),
+                    )
+                )
     return warmup, repetitions

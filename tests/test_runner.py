@@ -325,3 +325,30 @@ def test_progress_is_reported_between_passes_and_never_inside_a_window() -> None
     assert last.output_tokens == 3 * 2 * 8  # 3 windows of 2 passes of 2 requests x 4 tokens
     assert last.tok_s is not None and last.elapsed_s >= 0
     assert "repetition 3/3" in last.describe("t") and "tok/s" in last.describe("t")
+
+
+class HeapWatchingBackend(CountingBackend):
+    """Records, per call, how many objects were frozen (gc.freeze) while it ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen: list[int] = []
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        import gc
+
+        self.frozen.append(gc.get_freeze_count())
+        return super().generate(requests)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_repetitions_run_with_the_heap_frozen_and_warm_up_and_after_without(freeze: bool) -> None:
+    import gc
+
+    backend = HeapWatchingBackend()
+    settings = RunSettings(repetitions=2, warmup=1, warmup_tolerance=0, freeze_gc=freeze)
+    run_benchmark(backend, requests(1), Schedule(), UnavailableMeter("none"), settings)
+    warm, *measured = backend.frozen
+    assert warm == 0 and len(measured) == 2
+    assert all(n > 0 for n in measured) if freeze else all(n == 0 for n in measured)
+    assert gc.get_freeze_count() == 0

@@ -129,6 +129,11 @@ class RunnerConfig:
         doc="Warm-up ends when two runs in a row differ in time by at most this fraction; "
         "0 keeps the fixed warm-up count.",
     )
+    freeze_gc: bool = setting(
+        True,
+        doc="After warm-up, collect and freeze Python's heap (gc.freeze) until the last "
+        "repetition, so that a full collection does not pause a measured window.",
+    )
 
 
 @dataclass(frozen=True)
