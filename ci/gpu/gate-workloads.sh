@@ -41,17 +41,28 @@ model() {  # model SHAPE: build once (cached on disk), print the path
 }
 
 cand_args() {  # cand_args NAME: sets CAND_ARGS, the pytest arguments of a candidate workload
-  local shape batch
+  # NAME = SHAPE-bBATCH[-oOUTPUT_TOKENS][-nofreeze], e.g. l8b-b128, l8b-b256-o512, l8b-b128-nofreeze
+  local shape batch part rest
   case $1 in
     tiny-b*) shape=tiny ;;
     l11b-b*) shape=llama-1.1b ;;
     l8b-b*) shape=llama-8b ;;
     *) echo "unknown candidate $1" >&2; return 1 ;;
   esac
-  batch=${1##*-b}
+  rest=${1#*-b}
+  batch=${rest%%-*}
   model "$shape" > /dev/null  # in this shell, so the path is remembered
   CAND_ARGS=(--llm-model "${built[$shape]}" --llm-set "batching.batch_size=$batch"
              --llm-set "workload.num_prompts=$batch")
+  while [ "$rest" != "${rest#*-}" ]; do
+    rest=${rest#*-}
+    part=${rest%%-*}
+    case $part in
+      o[0-9]*) CAND_ARGS+=(--llm-set "max_output_tokens=${part#o}") ;;
+      nofreeze) CAND_ARGS+=(--llm-set runner.freeze_gc=false) ;;
+      *) echo "unknown part '$part' of candidate $1" >&2; return 1 ;;
+    esac
+  done
 }
 
 smi() { nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader 2>/dev/null | head -1 || echo no-gpu; }
