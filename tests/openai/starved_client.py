@@ -3,7 +3,7 @@
     python starved_client.py URL CPU REQUESTS CONCURRENCY
 
 Pins itself to ``CPU`` at the lowest priority (nice 19) beside a busy-looping process at normal
-priority on the same CPU, runs ``REQUESTS`` requests at ``CONCURRENCY`` through
+priority on the same CPU (for its first 30 s), runs ``REQUESTS`` requests at ``CONCURRENCY`` through
 ``OpenAIBackend.serve``, and prints the window's ``client`` section (pytest_llmbench.loadgen) as
 JSON. With ``CPU`` -1 it runs unpinned and unstarved, for comparison.
 """
@@ -24,10 +24,15 @@ from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.energy.base import EnergyUnavailable
 from pytest_llmbench.results import Repetition
 
+HOG_S = 30.0  # then the client gets its CPU back: on a machine that is busy already, a client
+# at nice 19 beside a busy loop gets under 1% of a CPU and would take many minutes to finish; the
+# first 30 s of starvation are enough to make its requests late and its loop stall
 
-def hog(cpu: int) -> None:
+
+def hog(cpu: int, seconds: float) -> None:
     os.sched_setaffinity(0, {cpu})
-    while True:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         pass
 
 
@@ -45,7 +50,7 @@ def main() -> None:
     hogs = []
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
-        hogs = [multiprocessing.Process(target=hog, args=(cpu,), daemon=True)]
+        hogs = [multiprocessing.Process(target=hog, args=(cpu, HOG_S), daemon=True)]
         hogs[0].start()
         os.nice(19)  # the hog keeps normal priority: the client gets what it leaves
     try:
