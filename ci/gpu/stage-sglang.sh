@@ -19,23 +19,24 @@
 #                                               copy serves both engines
 #   .gpu-carry/sglang.sha256                    checksums of all of the above
 #
-# On any offline GPU machine (copy .gpu-carry/ there by any means), unpack and register the two
-# folders with the Python that holds torch (a .pth file in its site-packages adds them to sys.path,
-# for every process it starts):
+# On any offline GPU machine (copy .gpu-carry/ there by any means), unpack, and put the two folders
+# on PYTHONPATH, ahead of the image's site-packages: the SGLang folder holds the versions sglang
+# pins (transformers 5.12.1 among them) and they must win over the image's copies. The engine's
+# processes inherit the variable. (A .pth file would add the folders after site-packages, and the
+# image's transformers 5.17 breaks sglang 0.5.16's import.)
 #
 #   sha256sum -c sglang.sha256
 #   mkdir -p /opt/sglang-0.5.16 /opt/flashinfer-0.6.14
 #   cat sglang.part* | xz -dc | tar -xf - -C /opt/sglang-0.5.16
 #   tar -xzf flashinfer.tgz -C /opt/flashinfer-0.6.14
-#   purelib=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-#   printf '%s\n' /opt/sglang-0.5.16 /opt/flashinfer-0.6.14 > "$purelib/sglang-0.5.16-staged.pth"
-#   python3 -c 'import sglang, sgl_kernel, flashinfer; print(sglang.__version__)'
+#   export PYTHONPATH=/opt/sglang-0.5.16:/opt/flashinfer-0.6.14${PYTHONPATH:+:$PYTHONPATH}
+#   python3 -c 'import sglang, sgl_kernel, flashinfer, transformers; print(sglang.__version__, transformers.__version__)'
 #   pytest benchmarks --llm-backend sglang
 #
 # (Without xz: cat sglang.part* | python3 -c 'import sys, tarfile;
 #  tarfile.open(fileobj=sys.stdin.buffer, mode="r|xz").extractall(sys.argv[1])' /opt/sglang-0.5.16)
 # SGLang and vLLM pin different versions of packages both use (openai, xgrammar, apache-tvm-ffi,
-# pydantic): register one engine's folder at a time (delete the .pth file to switch); the
+# pydantic): put one engine's folder at a time on PYTHONPATH; the
 # flashinfer folder serves both.
 #
 # Where each transfer to the GPU machine is limited (64 MiB, the project's working tree included)
@@ -49,9 +50,8 @@
 #               cp .gpu-carry/* /tmp/stage/ && (cd /tmp/stage && sha256sum -c sglang.sha256) \
 #               && mkdir -p /tmp/sgl /tmp/fi && cat /tmp/stage/sglang.part* | xz -dc | tar -xf - -C /tmp/sgl \
 #               && tar -xzf /tmp/stage/flashinfer.tgz -C /tmp/fi \
-#               && printf '%s\n' /tmp/sgl /tmp/fi > "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sglang-0.5.16-staged.pth" \
-#               && <your command>
-# Later calls on the same machine find it registered.
+#               && export PYTHONPATH=/tmp/sgl:/tmp/fi:$PWD && <your command>
+# Later calls on the same machine export the same PYTHONPATH.
 #
 # Dropped after installing (a Hopper GPU never loads them; the script stops if one is missing,
 # since that means sglang-kernel's layout changed):

@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import re
 import signal
 import tempfile
 import time
@@ -78,17 +79,35 @@ def _tail(text: str, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _describe_exit(code: int | None) -> str:
+# The last line of a Python traceback: ``torch.OutOfMemoryError: CUDA out of memory. ...``.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): \S.*$")
+
+
+def last_exception_line(log: str) -> str | None:
+    """The last ``SomeError: message`` line an engine wrote at the start of a line, or None.
+
+    Engines that supervise their own workers (SGLang) end their whole process tree with SIGKILL
+    when a worker fails, so the exit signal says nothing; the worker's exception is the cause.
+    """
+    for line in reversed(log.splitlines()):
+        if _EXCEPTION_LINE.match(line):
+            return line if len(line) <= 300 else line[:297] + "..."
+    return None
+
+
+def _describe_exit(code: int | None, cause: str | None = None) -> str:
     if code is None:
-        return "did not exit"
-    if code < 0:
+        how = "did not exit"
+    elif code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (e.g. the OOM killer)" if -code == signal.SIGKILL else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with code {code}"
+        hint = " (e.g. the OOM killer)" if -code == signal.SIGKILL and cause is None else ""
+        how = f"was killed by {name}{hint}"
+    else:
+        how = f"exited with code {code}"
+    return how if cause is None else f"{how} after {cause}"
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -331,13 +350,20 @@ class HostedBackend(Backend):
         return EngineError(f"{self.name} engine: {method} failed: {message}\n{err['traceback']}")
 
     def _died(self, method: str) -> EngineError:
-        how = _describe_exit(self._process.exitcode)
+        cause = last_exception_line(self._read_log())
+        how = _describe_exit(self._process.exitcode, cause)
         self._mark_dead(f"process {how}")
         return EngineError(f"{self.name} engine process {how} during {method}{self._log_tail()}")
 
     def _mark_dead(self, why: str) -> None:
         if self._dead is None:
             self._dead = why
+
+    def _read_log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
 
     def _log_tail(self) -> str:
         try:

@@ -111,6 +111,9 @@ class SglangConfig:
         "fcfs", doc="Scheduling policy; lpm favours prefix-cache hits."
     )
     disable_radix_cache: bool = setting(False, doc="Disable RadixAttention prefix caching.")
+    disable_prefill_cuda_graph: bool = setting(
+        False, doc="Run prefill without CUDA graphs (sglang >= 0.5.16 captures them by default)."
+    )
     attention_backend: str | None = setting(None, doc="flashinfer, triton, fa3, ...")
     kv_cache_dtype: str = setting("auto", doc="KV cache dtype.")
     quantization: str | None = setting(None, doc="fp8, awq, gptq, ...")

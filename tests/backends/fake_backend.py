@@ -1,12 +1,15 @@
 """A pure-Python backend for testing the process host: importable by a spawned child.
 
 Behaviour is chosen by request id: ``fail`` raises, ``sleep`` blocks for a minute (so a test can
-kill the process mid-call), anything else completes at once with perf_counter timestamps.
+kill the process mid-call), ``crash`` logs a traceback and kills itself, anything else completes
+at once with perf_counter timestamps.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from collections.abc import Sequence
 
@@ -49,6 +52,13 @@ class FakeBackend(Backend):
                 raise ValueError("fake engine: CUDA out of memory. Tried to allocate 2.00 GiB")
             if r.request_id == "sleep":
                 time.sleep(60)
+            if r.request_id == "crash":  # as SGLang does: a worker's traceback, then SIGKILL
+                print("[2026-12-03 19:16:06] Ignore import error when loading x: No module named y")
+                print("Traceback (most recent call last):", file=sys.stderr)
+                print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 5.89 GiB.")
+                print("[2026-12-03 19:16:06] Received sigquit from a child process.", flush=True)
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
             t0 = time.perf_counter()
             times = tuple(time.perf_counter() for _ in range(r.max_output_tokens))
             out.append(

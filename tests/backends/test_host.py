@@ -12,7 +12,7 @@ import pytest
 
 from pytest_llmbench import compat
 from pytest_llmbench.backends.base import BackendSpec, GenerationRequest, Schedule
-from pytest_llmbench.backends.host import HostedBackend
+from pytest_llmbench.backends.host import HostedBackend, last_exception_line
 from pytest_llmbench.config.schema import ExperimentConfig
 from pytest_llmbench.errors import EngineError, UnsupportedParameter
 
@@ -151,3 +151,36 @@ def test_overhead_is_one_round_trip_per_call(host):
         host.generate(batch)
     per_call = (time.perf_counter() - started) / 10
     assert per_call < 0.25, f"{per_call * 1e3:.1f} ms per generate call of 256 requests"
+
+
+def test_a_child_killed_after_an_exception_names_that_exception_not_the_oom_killer():
+    h = HostedBackend(FAKE, spec())
+    h.start()
+    with pytest.raises(EngineError) as info:
+        h.generate(requests("crash"))
+    first = str(info.value).splitlines()[0]
+    assert first == (
+        "fake engine process was killed by SIGKILL after torch.OutOfMemoryError: "
+        "CUDA out of memory. Tried to allocate 5.89 GiB. during generate"
+    )
+    h.close()
+
+
+@pytest.mark.parametrize(
+    ("log", "line"),
+    [
+        ("", None),
+        ("[12:00] Ignore import error when loading m: x\nINFO ok\n", None),
+        (
+            "Traceback (most recent call last):\n  File x\nValueError: bad\nmore\n",
+            "ValueError: bad",
+        ),
+        (
+            "RuntimeError: first\ntorch.AcceleratorError: CUDA error: illegal\n",
+            "torch.AcceleratorError: CUDA error: illegal",
+        ),
+        ("    raise KeyError: indented lines are code, not the exception\n", None),
+    ],
+)
+def test_last_exception_line(log, line):
+    assert last_exception_line(log) == line

@@ -23,7 +23,8 @@ MODEL = "/models/m"
 SERVER_ARGS_FIELDS = {
     "model_path", "tp_size", "pp_size", "dp_size", "mem_fraction_static", "context_length",
     "chunked_prefill_size", "max_running_requests", "schedule_policy", "disable_radix_cache",
-    "attention_backend", "kv_cache_dtype", "quantization", "dtype", "random_seed",
+    "disable_prefill_cuda_graph", "attention_backend", "kv_cache_dtype", "quantization", "dtype",
+    "random_seed",
     "speculative_algorithm", "speculative_draft_model_path", "speculative_num_steps",
     "speculative_eagle_topk", "speculative_num_draft_tokens",
 }  # fmt: skip
@@ -62,6 +63,7 @@ def test_defaults_pass_only_the_model_and_the_seed() -> None:
         ("sglang.max_running_requests=128", {"max_running_requests": 128}),
         ("sglang.schedule_policy=lpm", {"schedule_policy": "lpm"}),
         ("sglang.disable_radix_cache=true", {"disable_radix_cache": True}),
+        ("sglang.disable_prefill_cuda_graph=true", {"disable_prefill_cuda_graph": True}),
         ("sglang.attention_backend=fa3", {"attention_backend": "fa3"}),
         ("sglang.kv_cache_dtype=fp8_e5m2", {"kv_cache_dtype": "fp8_e5m2"}),
         ("sglang.quantization=fp8", {"quantization": "fp8"}),
@@ -210,6 +212,7 @@ def test_launch_server_flags_mirror_the_engine_kwargs() -> None:
         "model_name=null",
         "sglang.tp_size=2",
         "sglang.disable_radix_cache=true",
+        "sglang.disable_prefill_cuda_graph=true",
         "sglang.mem_fraction_static=0.85",
         "sglang.extra={cuda_graph_bs: [1, 2, 4], json_model_override_args: {a: 1}}",
     )
@@ -219,6 +222,7 @@ def test_launch_server_flags_mirror_the_engine_kwargs() -> None:
         "--tp-size", "2",
         "--mem-fraction-static", "0.85",
         "--disable-radix-cache",
+        "--disable-prefill-cuda-graph",
         "--random-seed", "0",
         "--cuda-graph-bs", "1", "2", "4",
         "--json-model-override-args", '{"a": 1}',
@@ -245,6 +249,7 @@ _sglang_section = st.fixed_dictionaries(
         "max_running_requests": st.integers(1, 1024),
         "schedule_policy": st.sampled_from(["random", "fcfs", "dfs-weight", "lof"]),
         "disable_radix_cache": st.booleans(),
+        "disable_prefill_cuda_graph": st.booleans(),
         "attention_backend": st.sampled_from(["flashinfer", "triton", "fa3"]),
         "kv_cache_dtype": st.sampled_from(["auto", "fp8_e5m2", "fp8_e4m3"]),
         "quantization": st.sampled_from(["fp8", "awq", "gptq"]),

@@ -175,3 +175,30 @@ def test_a_managed_sglang_server_is_refused_with_the_same_line(site: Path) -> No
     message = str(missing_server("sglang"))
     assert message.startswith(f"--llm-server sglang: sglang 0.5.16 needs torch==0.0.1, {found}")
     assert message.endswith("; or pass --llm-server-url")
+
+
+def test_a_failed_import_names_the_requirements_the_installed_packages_do_not_meet(
+    site: Path,
+) -> None:
+    # As seen on a GPU image with transformers 5.17: sglang 0.5.16 pins 5.12.1 and fails at
+    # import, registering a config name that the newer transformers already has.
+    write_metadata(site, "transformers-standin", "5.17.0")
+    write_metadata(site, "met-standin", "1.0")
+    broken = "raise ValueError(\"'qwen3_asr' is already used by a Transformers config\")\n"
+    write_sglang(
+        site,
+        engine=broken,
+        requires=(
+            "transformers-standin==5.12.1",
+            "met-standin>=1",
+            "absent-standin==2.0",
+            "transformers-standin==1; extra == 'other'",
+        ),
+    )
+    with pytest.raises(BackendUnavailable) as info:
+        import_engine()
+    assert str(info.value) == (
+        "sglang 0.5.16 is installed but cannot be imported: "
+        "ValueError: 'qwen3_asr' is already used by a Transformers config; "
+        "its requirements not met here: transformers-standin==5.12.1 (5.17.0 installed)"
+    )

@@ -12,7 +12,8 @@ What the code relies on, from that source:
 - ``Engine(**kwargs)`` builds ``ServerArgs(**kwargs)``; every key below is a ServerArgs field
   (``model_path``, ``tp_size``, ``pp_size``, ``dp_size``, ``mem_fraction_static``,
   ``context_length``, ``chunked_prefill_size`` (-1 disables), ``max_running_requests``,
-  ``schedule_policy``, ``disable_radix_cache``, ``attention_backend``, ``kv_cache_dtype``,
+  ``schedule_policy``, ``disable_radix_cache``, ``disable_prefill_cuda_graph`` (0.5.16),
+  ``attention_backend``, ``kv_cache_dtype``,
   ``quantization``, ``dtype``, ``random_seed``, ``speculative_algorithm``,
   ``speculative_draft_model_path``, ``speculative_num_steps``, ``speculative_eagle_topk``,
   ``speculative_num_draft_tokens``).
@@ -41,6 +42,7 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "dp_size": 1,
     "schedule_policy": "fcfs",
     "disable_radix_cache": False,
+    "disable_prefill_cuda_graph": False,
     "kv_cache_dtype": "auto",
     "dtype": "auto",
 }
@@ -125,6 +127,7 @@ def engine_kwargs(
             kwargs[key] = value
     kwargs["schedule_policy"] = sg.schedule_policy
     kwargs["disable_radix_cache"] = sg.disable_radix_cache
+    kwargs["disable_prefill_cuda_graph"] = sg.disable_prefill_cuda_graph
     kwargs["kv_cache_dtype"] = sg.kv_cache_dtype
     kwargs["dtype"] = engine.get("dtype", "auto")
     if "random_seed" in engine:

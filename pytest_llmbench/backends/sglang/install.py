@@ -102,9 +102,46 @@ def import_engine() -> Any:
             return sglang.Engine  # a release that keeps the engine elsewhere
         return module.Engine
     except Exception as exc:
+        unmet = unmet_requirements()
+        note = f"; its requirements not met here: {', '.join(unmet)}" if unmet else ""
         raise BackendUnavailable(
-            f"sglang {version} is installed but cannot be imported: {_first_line(exc)}"
+            f"sglang {version} is installed but cannot be imported: {_first_line(exc)}{note}"
         ) from exc
+
+
+def unmet_requirements() -> list[str]:
+    """sglang's declared requirements that the installed packages do not meet, e.g.
+    ``transformers==5.12.1 (5.17.0 installed)``: the likely cause when its import fails.
+
+    Only installed packages are compared (a missing one shows up in the import error itself).
+    sglang 0.5.16 under transformers 5.17 fails at import: it registers a config name that newer
+    transformers already has.
+    """
+    try:
+        requires = importlib.metadata.distribution("sglang").requires or ()
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    unmet = []
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(req.name)
+        found = installed_version(name)
+        if found is None or not req.specifier:
+            continue
+        try:
+            met = req.specifier.contains(found, prereleases=True) or (
+                name in BINARY_PINS and _close_enough(req, found)
+            )
+        except InvalidVersion:
+            continue
+        if not met:
+            unmet.append(f"{req.name}{req.specifier} ({found} installed)")
+    return unmet
 
 
 def _first_line(exc: BaseException) -> str:
