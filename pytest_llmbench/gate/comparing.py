@@ -266,8 +266,21 @@ def compare(
             continue
         matched_keys.update(match_key(b) for run in runs for b in run)
         if any(b.config_hash != cur.config_hash for run in runs for b in run):
-            detail = "; ".join(x for x in (detail, "config differs from the baseline's") if x)
-            mismatch_notes.add(f"{short_test(cur.test_id)}: the config differs from the history's")
+            same = [[b for b in run if b.config_hash == cur.config_hash] for run in runs]
+            if any(same):
+                # A history that spans a config change (an edited config, a plugin release with
+                # a new key): the runs of this run's config are its series; the rest are left out.
+                left_out = sum(1 for run, kept in zip(runs, same, strict=True) if run and not kept)
+                runs = same
+                mismatch_notes.add(
+                    f"{short_test(cur.test_id)}: {left_out} history run(s) ran another config and "
+                    f"are left out; judged against the {sum(1 for r in runs if r)} with this one"
+                )
+            else:
+                detail = "; ".join(x for x in (detail, "config differs from the baseline's") if x)
+                mismatch_notes.add(
+                    f"{short_test(cur.test_id)}: the config differs from the history's"
+                )
         items += _metric_rows(
             [(label, run) for label, run in zip(labels, runs, strict=True) if run],
             cur,

@@ -126,27 +126,8 @@ def _check_one_series(loaded: Sequence[tuple[Report, str]]) -> None:
         raise ReportError(
             _common_parent(loaded), f"the history mixes GPUs ({parts}); keep one per folder"
         )
-    # The newest run sets the reference config of each benchmark: older runs that differ are
-    # named, since a history spanning a config change measures two things.
-    reference: dict[str, tuple[str, str]] = {}
-    for report, source in reversed(loaded):
-        for result in report.results:
-            reference.setdefault(result.test_id, (result.config_hash, source))
-    for test_id, (config_hash, newest) in reference.items():
-        odd = sorted(
-            {
-                source
-                for report, source in loaded
-                for result in report.results
-                if result.test_id == test_id and result.config_hash != config_hash
-            }
-        )
-        if odd:
-            raise ReportError(
-                _common_parent(loaded),
-                f"{test_id} ran with another config in {', '.join(_names(odd))} than in the "
-                f"newest run {Path(newest).name}; start a new history for a new config",
-            )
+    # Several configs in one history are one series per config: the comparison judges each
+    # benchmark against the runs of its current config (gate/comparing.py).
 
 
 def _names(sources: Sequence[str]) -> list[str]:

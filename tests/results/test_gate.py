@@ -303,6 +303,28 @@ def test_energy_unavailable_in_the_history_is_not_this_runs_fault() -> None:
     assert result.rows[0].verdict is Verdict.MISSING_IN_BASELINE and not result.failed
 
 
+def test_a_history_spanning_a_config_change_judges_each_run_against_its_own_config() -> None:
+    # Ten runs of the old config (a release before a new config key), then four of the new one,
+    # 20% apart: the new runs are their own series, the old ones are left out and named.
+    old = _history(10, ept=0.6, config_hash="old")
+    new = _history(4, ept=0.5, seed=1, config_hash="new")
+    for j, report in enumerate(new):
+        new[j] = dataclasses.replace(report, started_at=f"2025-01-01T01:{j:02d}:00.000+00:00")
+    result = compare([*old, *new], _current(noisy(0.5, 0.01, 5, 3), config_hash="new"), RULE)
+    (row,) = result.rows
+    assert row.runs == 4 and row.verdict is Verdict.OK and not result.failed
+    assert "config" not in row.detail
+    assert (
+        "test_bench.py::test_a[pytorch]: 10 history run(s) ran another config and are left out; "
+        "judged against the 4 with this one"
+    ) in result.notes
+    # A current run whose config no history run shares is judged against all of them, as before,
+    # and says so: a deliberate A/B of two configs.
+    other = compare(old, _current(noisy(0.6, 0.01, 5, 4), config_hash="new"), RULE)
+    (row,) = other.rows
+    assert row.runs == 10 and "config differs from the baseline's" in row.detail
+
+
 def test_missing_results_on_either_side() -> None:
     baseline = make_report([make_result("a"), make_result("old")])
     current = make_report([make_result("a"), make_result("new")])
