@@ -19,24 +19,25 @@
 #                                               copy serves both engines
 #   .gpu-carry/sglang.sha256                    checksums of all of the above
 #
-# On any offline GPU machine (copy .gpu-carry/ there by any means), unpack, and put the two folders
-# on PYTHONPATH, ahead of the image's site-packages: the SGLang folder holds the versions sglang
-# pins (transformers 5.12.1 among them) and they must win over the image's copies. The engine's
-# processes inherit the variable. (A .pth file would add the folders after site-packages, and the
-# image's transformers 5.17 breaks sglang 0.5.16's import.)
+# On any offline GPU machine (copy .gpu-carry/ there by any means), install the image's wheels
+# (transformers 5.12.1, sglang's pin, replacing the image's 5.17.0, which breaks sglang 0.5.16's
+# import), unpack, and register the two folders with the Python that holds torch (a .pth file in
+# its site-packages adds them to sys.path, for every process it starts):
 #
 #   sha256sum -c sglang.sha256
+#   python3 -m pip install --no-deps --no-index ./*.whl
 #   mkdir -p /opt/sglang-0.5.16 /opt/flashinfer-0.6.14
 #   cat sglang.part* | xz -dc | tar -xf - -C /opt/sglang-0.5.16
 #   tar -xzf flashinfer.tgz -C /opt/flashinfer-0.6.14
-#   export PYTHONPATH=/opt/sglang-0.5.16:/opt/flashinfer-0.6.14${PYTHONPATH:+:$PYTHONPATH}
+#   purelib=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+#   printf '%s\n' /opt/sglang-0.5.16 /opt/flashinfer-0.6.14 > "$purelib/sglang-0.5.16-staged.pth"
 #   python3 -c 'import sglang, sgl_kernel, flashinfer, transformers; print(sglang.__version__, transformers.__version__)'
-#   pytest benchmarks --llm-backend sglang
+#   pytest benchmarks --llm-backend sglang --llm-set sglang.disable_prefill_cuda_graph=true
 #
 # (Without xz: cat sglang.part* | python3 -c 'import sys, tarfile;
 #  tarfile.open(fileobj=sys.stdin.buffer, mode="r|xz").extractall(sys.argv[1])' /opt/sglang-0.5.16)
 # SGLang and vLLM pin different versions of packages both use (openai, xgrammar, apache-tvm-ffi,
-# pydantic): put one engine's folder at a time on PYTHONPATH; the
+# pydantic): register one engine's folder at a time (delete the .pth file to switch); the
 # flashinfer folder serves both.
 #
 # Where each transfer to the GPU machine is limited (64 MiB, the project's working tree included)
@@ -45,13 +46,15 @@
 # back to back, one part a call; the script prints how many calls the parts it made take:
 #   call 1      carry .gpu-carry/sglang.part00; command: mkdir -p /tmp/stage && cp .gpu-carry/sglang.part00 /tmp/stage/
 #   call 2..N-1 the same for part01, part02, ...
-#   call N      carry the last part, flashinfer.tgz and sglang.sha256 (one more call if they do
-#               not fit together), then in the same command:
+#   call N      carry the last part, flashinfer.tgz, the wheels and sglang.sha256 (one more call
+#               if they do not fit together), then in the same command:
 #               cp .gpu-carry/* /tmp/stage/ && (cd /tmp/stage && sha256sum -c sglang.sha256) \
 #               && mkdir -p /tmp/sgl /tmp/fi && cat /tmp/stage/sglang.part* | xz -dc | tar -xf - -C /tmp/sgl \
 #               && tar -xzf /tmp/stage/flashinfer.tgz -C /tmp/fi \
-#               && export PYTHONPATH=/tmp/sgl:/tmp/fi:$PWD && <your command>
-# Later calls on the same machine export the same PYTHONPATH.
+#               && python3 -m pip install --no-deps --no-index /tmp/stage/*.whl \
+#               && printf '%s\n' /tmp/sgl /tmp/fi > "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sglang-0.5.16-staged.pth" \
+#               && <your command>
+# Later calls on the same machine find it installed and registered.
 #
 # Dropped after installing (a Hopper GPU never loads them; the script stops if one is missing,
 # since that means sglang-kernel's layout changed):
@@ -104,6 +107,7 @@ section() { awk -v s="# [$1]" 'index($0, "# [") == 1 {on = index($0, s) == 1; ne
 mkdir -p "$work" "$out"
 section sglang > "$work/sglang.txt"
 section flashinfer > "$work/flashinfer.txt"
+section image > "$work/image.txt"
 
 stage() {  # stage NAME: download and install one section into $work/NAME-site
   local name=$1 list="$work/$1.txt" wheels="$work/$1-wheels" site="$work/$1-site"
@@ -143,18 +147,19 @@ part_mib=${PART_MIB:-$part_mib}
 [ "$part_mib" -gt 0 ] || { echo "stage-sglang: no room for a part beside a $tree-byte tree" >&2; exit 1; }
 part=$((part_mib * mib))
 
-rm -f "$out"/sglang.part* "$out/flashinfer.tgz" "$out/sglang.sha256"
+rm -f "$out"/sglang.part* "$out/flashinfer.tgz" "$out/sglang.sha256" "$out"/*.whl
+"$py" -m pip download -q --no-deps "${plat[@]}" -d "$out" -r "$work/image.txt"
 tar -C "$site" -cf - . | xz -T0 "-${XZ_LEVEL:-6}" | split -b "$part" -d -a 2 - "$out/sglang.part"
 tar -C "$work/flashinfer-site" -czf "$out/flashinfer.tgz" .
-(cd "$out" && sha256sum sglang.part* flashinfer.tgz > sglang.sha256)
+(cd "$out" && sha256sum sglang.part* flashinfer.tgz ./*.whl > sglang.sha256)
 
 echo "working tree $((tree / 1024)) KiB; parts of at most $part_mib MiB:"
-ls -l "$out"/sglang.part* "$out/flashinfer.tgz" "$out/sglang.sha256"
+ls -l "$out"/sglang.part* "$out/flashinfer.tgz" "$out"/*.whl "$out/sglang.sha256"
 parts=("$out"/sglang.part*)
 last=${#parts[@]}
 tail_bytes=$(( $(stat -c %s "${parts[last - 1]}") + $(stat -c %s "$out/flashinfer.tgz") \
-              + $(stat -c %s "$out/sglang.sha256") ))
+              + $(cat "$out"/*.whl | wc -c) + $(stat -c %s "$out/sglang.sha256") ))
 calls=$last
 if [ $((tree + tail_bytes)) -gt $((limit_mib * mib)) ]; then calls=$((last + 1)); fi
 echo "plan: $calls back-to-back calls: sglang.part00..$(basename "${parts[last - 1]}"), one a call;" \
-     "flashinfer.tgz and sglang.sha256 $([ "$calls" -eq "$last" ] && echo "with the last part" || echo "in one more call")"
+     "flashinfer.tgz, the wheels and sglang.sha256 $([ "$calls" -eq "$last" ] && echo "with the last part" || echo "in one more call")"

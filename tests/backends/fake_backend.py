@@ -20,6 +20,7 @@ from pytest_llmbench.backends.base import (
     EngineInfo,
     GenerationRequest,
 )
+from pytest_llmbench.backends.overhead import OverheadComparison, compare_paths
 from pytest_llmbench.errors import UnsupportedParameter
 
 
@@ -73,6 +74,21 @@ class FakeBackend(Backend):
                 )
             )
         return out
+
+    def harness_overhead(
+        self,
+        requests: Sequence[GenerationRequest],
+        repetitions: int = 5,
+        warmup: bool = True,
+        harness_first: bool = False,
+    ) -> OverheadComparison:
+        """The direct path is ``generate`` itself (a model of a harness that adds nothing)."""
+
+        def run() -> int:
+            return sum(c.output_tokens for c in self.generate(requests))
+
+        expected = sum(r.max_output_tokens for r in requests)
+        return compare_paths("fake", run, run, expected, repetitions, warmup, harness_first)
 
     def info(self) -> EngineInfo:
         return EngineInfo(

@@ -67,6 +67,8 @@ class FakeSglangEngine:
 
     def generate(self, input_ids: Any = None, sampling_params: Any = None, **kw: Any) -> Any:
         self.calls.append({"input_ids": input_ids, "sampling_params": sampling_params, **kw})
+        if isinstance(sampling_params, dict):  # one dict applies to every prompt
+            sampling_params = [sampling_params] * len(input_ids)
         return [
             ABORTED
             if ids[-1] in self.abort_prompts
@@ -160,6 +162,20 @@ def test_sglang_generate_is_one_batched_call_with_token_ids(fake_sglang) -> None
     }
     assert [c.request_id for c in completions] == ["r0", "r1", "r2"]
     assert all(c.output_tokens == 5 and c.output_token_ids == (0, 1, 2, 3, 4) for c in completions)
+
+
+def test_sglang_harness_overhead_times_engine_generate_against_ours(fake_sglang) -> None:
+    backend = SglangBackend(spec("sglang"))
+    backend.start()
+    result = backend.harness_overhead(requests(3, tokens=5), repetitions=2)
+    assert result.engine == "Engine.generate" and result.output_tokens == 15
+    assert result.direct_tok_s > 0 and result.harness_tok_s > 0
+    calls = fake_sglang.instances[0].calls
+    assert len(calls) == 2 + 2 * 2  # a warm-up of each path, then both paths per repetition
+    # The direct path: prompts as a user passes them, one sampling dict shared by all.
+    direct = [c for c in calls if isinstance(c["sampling_params"], dict)]
+    assert len(direct) == 3 and direct[0]["input_ids"] == [[1, 2, 3], [1, 2, 4], [1, 2, 5]]
+    assert direct[0]["sampling_params"]["max_new_tokens"] == 5
 
 
 @pytest.mark.parametrize("incremental", [False, True])

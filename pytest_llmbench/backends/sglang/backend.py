@@ -37,6 +37,7 @@ from pytest_llmbench.backends.base import (
     GenerationRequest,
     Schedule,
 )
+from pytest_llmbench.backends.overhead import OverheadComparison, compare_paths
 from pytest_llmbench.backends.sglang import args as sglang_args
 from pytest_llmbench.backends.sglang.install import NOT_INSTALLED, import_engine, sglang_problem
 from pytest_llmbench.backends.streaming import TokenClock, run_schedule
@@ -145,6 +146,43 @@ class SglangBackend(Backend):
             # Cumulative ids have as many entries as tokens so far; deltas fewer.
             clock.update(total, ids, cumulative=len(ids) >= total)
         return clock.completion()
+
+    # -- harness fidelity ------------------------------------------------------------------------
+    def harness_overhead(
+        self,
+        requests: Sequence[GenerationRequest],
+        repetitions: int = 5,
+        warmup: bool = True,
+        harness_first: bool = False,
+    ) -> OverheadComparison:
+        """Output tok/s of ``generate`` vs ``Engine.generate`` called as a user would, on this
+        engine: token-id prompts and sampling dicts prepared once, one batched call."""
+        engine = self._require_engine()
+        input_ids = [list(r.prompt_token_ids) for r in requests]
+        params = [sglang_args.for_request(self._sampling, r) for r in requests]
+        # One sampling dict for all when the lengths agree, as a user would write it.
+        shared: dict[str, Any] | list[dict[str, Any]] = (
+            params[0] if all(p == params[0] for p in params) else params
+        )
+
+        def direct() -> int:
+            outputs = engine.generate(input_ids=input_ids, sampling_params=shared)
+            if isinstance(outputs, dict):
+                outputs = [outputs]
+            return sum(_completion_tokens(o, len(o.get("output_ids") or ())) for o in outputs)
+
+        def harness() -> int:
+            return sum(c.output_tokens for c in self.generate(requests))
+
+        return compare_paths(
+            "Engine.generate",
+            direct,
+            harness,
+            expected_tokens=sum(r.max_output_tokens for r in requests),
+            repetitions=repetitions,
+            warmup=warmup,
+            harness_first=harness_first,
+        )
 
     def info(self) -> EngineInfo:
         version = "unknown"
