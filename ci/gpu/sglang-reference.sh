@@ -16,7 +16,7 @@
 # Each step writes $OUT/sglang-<step>-*.json and .log; a failed step is reported and the next one
 # runs. ENERGY (default nvml) is the meter. SGLANG_SETS holds the sglang settings every step
 # uses: by default the prefill CUDA graphs are off, because their capture failed on an H200 with
-# sglang 0.5.16 (docs/backends.md).
+# sglang 0.5.16 (an open SGLang bug, sgl-project/sglang#37606; docs/backends.md).
 set -uo pipefail
 export LLMBENCH_CACHE_DIR=${LLMBENCH_CACHE_DIR:-/tmp/llmbench-cache}
 OUT=${OUT:-out}
