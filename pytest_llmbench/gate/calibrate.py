@@ -77,7 +77,8 @@ def noise_profile(
 ) -> list[NoiseRow]:
     """Per test and metric of the history's newest run: its noise and the smallest threshold
     that keeps false alarms at ``false_alarm_rate`` for ``gated_rows`` gated comparisons
-    (default: every row of the profile, as if each were gated)."""
+    (default: every row of the profile, as if each were gated). Only runs of the newest run's
+    config count, as in the gate: the runs before a config change are another series."""
     if not history.reports:
         return []
     newest = history.reports[-1]
@@ -89,7 +90,9 @@ def noise_profile(
                 values
                 for report in history.reports
                 for r in report.results
-                if match_key(r) == key and (values := r.metric_values(metric) or [])
+                if match_key(r) == key
+                and r.config_hash == result.config_hash
+                and (values := r.metric_values(metric) or [])
             ]
             if runs:
                 series.append((result, metric, runs))

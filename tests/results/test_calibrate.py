@@ -20,14 +20,18 @@ def run(*argv: str) -> tuple[int, str]:
     return main(list(argv), out=out), out.getvalue()
 
 
-def _history(folder: Path, runs: int, between: float, within: float) -> Path:
+def _history(
+    folder: Path, runs: int, between: float, within: float, config_hash: str = "abc123"
+) -> Path:
     rng = random.Random(7)
-    folder.mkdir()
-    for j in range(runs):
+    folder.mkdir(exist_ok=True)
+    first = len(list(folder.glob("run*.json")))
+    for j in range(first, first + runs):
         mean = rng.gauss(0.5, 0.5 * between)
         values = [rng.gauss(mean, mean * within) for _ in range(5)]
         report = make_report(
-            [make_result(energy_per_token=values)], started_at=f"2025-01-01T00:{j:02d}:00+00:00"
+            [make_result(energy_per_token=values, config_hash=config_hash)],
+            started_at=f"2025-01-01T00:{j:02d}:00+00:00",
         )
         write(folder / f"run{j:02d}.json", report)
     return folder
@@ -45,6 +49,16 @@ def test_profile_separates_within_and_between_run_noise(tmp_path: Path) -> None:
     assert rule is not None and rule.metric == "energy_per_output_token"
     assert rule.threshold >= row.min_threshold
     assert row.detect_95 is not None and row.detect_95 > row.min_threshold
+
+
+def test_the_profile_counts_only_the_runs_of_the_newest_config(tmp_path: Path) -> None:
+    # Eight noisy runs of an old config, then five steady ones of the new: the band is the new
+    # series' alone, as the gate judges it.
+    folder = _history(tmp_path / "h", 8, 0.20, 0.01, config_hash="old")
+    _history(folder, 5, 0.0, 0.01, config_hash="new")
+    (row,) = noise_profile(load_history(expand([str(folder)])), ["energy_per_output_token"])
+    assert row.runs == 5
+    assert row.between_cv < 0.05
 
 
 def test_calibrate_without_runs_profiles_a_folder(tmp_path: Path) -> None:
