@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+from collections.abc import Iterator
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -47,28 +48,42 @@ def sglang_problem() -> str | None:
     except importlib.metadata.PackageNotFoundError:
         return None  # a source tree on sys.path: no metadata to compare; the import decides
     version = dist.version
+    for req, name, found, met in _requirements(dist, only=BINARY_PINS):
+        wanted = f"{name}{req.specifier}"
+        if found is None:
+            hint = f"pip install '{wanted}'"
+            return f"sglang {version} needs {wanted}, which is not installed: {hint}"
+        if met is False:
+            return f"sglang {version} needs {wanted}, but {name} {found} is installed"
+    return None
+
+
+def _requirements(
+    dist: importlib.metadata.Distribution, only: frozenset[str] | None = None
+) -> Iterator[tuple[Requirement, str, str | None, bool | None]]:
+    """Each requirement of ``dist`` that applies here (another platform's or an extra's is left
+    out), restricted to the names in ``only``: the requirement, its canonical name, the installed
+    version (None: not installed) and whether that version meets it (None: not comparable)."""
     for line in dist.requires or ():
         try:
             req = Requirement(line)
         except InvalidRequirement:
             continue
         name = canonicalize_name(req.name)
-        if name not in BINARY_PINS:
+        if only is not None and name not in only:
             continue
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue  # another platform's requirement, or an optional extra
-        found = installed_version(name)
-        wanted = f"{name}{req.specifier}"
-        if found is None:
-            hint = f"pip install '{wanted}'"
-            return f"sglang {version} needs {wanted}, which is not installed: {hint}"
-        try:
-            ok = req.specifier.contains(found, prereleases=True) or _close_enough(req, found)
-        except InvalidVersion:
             continue
-        if not ok:
-            return f"sglang {version} needs {wanted}, but {name} {found} is installed"
-    return None
+        found = installed_version(name)
+        met: bool | None = None
+        if found is not None:
+            try:
+                met = req.specifier.contains(found, prereleases=True) or (
+                    name in BINARY_PINS and _close_enough(req, found)
+                )
+            except InvalidVersion:
+                met = None
+        yield req, name, found, met
 
 
 def _close_enough(req: Requirement, found: str) -> bool:
@@ -118,29 +133,14 @@ def unmet_requirements() -> list[str]:
     transformers already has.
     """
     try:
-        requires = importlib.metadata.distribution("sglang").requires or ()
+        dist = importlib.metadata.distribution("sglang")
     except importlib.metadata.PackageNotFoundError:
         return []
-    unmet = []
-    for line in requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        name = canonicalize_name(req.name)
-        found = installed_version(name)
-        if found is None or not req.specifier:
-            continue
-        try:
-            met = req.specifier.contains(found, prereleases=True) or (
-                name in BINARY_PINS and _close_enough(req, found)
-            )
-        except InvalidVersion:
-            continue
-        if not met:
-            unmet.append(f"{req.name}{req.specifier} ({found} installed)")
+    unmet = [
+        f"{req.name}{req.specifier} ({found} installed)"
+        for req, _, found, met in _requirements(dist)
+        if met is False
+    ]
     return unmet
 
 
