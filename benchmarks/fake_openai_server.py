@@ -9,6 +9,7 @@ microseconds: what a benchmark of a client measures is the client.
 
     python benchmarks/fake_openai_server.py --port 8123          # prints "ready <port>"
     python benchmarks/fake_openai_server.py --port 0 --cpu 1     # a free port, pinned to CPU 1
+    python benchmarks/fake_openai_server.py --workers 4 --cpu 8-11  # 4 processes, one port
 
 Plain asyncio (uvloop when installed), HTTP/1.1 with keep-alive; nothing else is supported.
 """
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 
 MODEL_ID = "fake-model"
@@ -158,22 +161,63 @@ class FakeOpenAI(asyncio.Protocol):
         return _response("404 Not Found", "application/json", b'{"error":"not found"}')
 
 
-async def serve(host: str, port: int) -> None:
-    loop = asyncio.get_running_loop()
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket on ``host:port`` that other workers may bind too (SO_REUSEPORT: the kernel
+    spreads new connections over them)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    sock.listen(4096)
+    return sock
+
+
+async def serve(sock: socket.socket, parent: int | None) -> None:
+    loop = asyncio.get_running_loop()
     server = await loop.create_server(FakeOpenAI, sock=sock, backlog=4096)
-    print(f"ready {sock.getsockname()[1]}", flush=True)
     async with server:
-        await server.serve_forever()
+        if parent is None:
+            await server.serve_forever()
+        while os.getppid() == parent:  # a worker ends with the first process, even on SIGKILL
+            await asyncio.sleep(0.5)
+
+
+def run_worker(sock: socket.socket, cpu: int | None, parent: int | None = None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        import uvloop
+
+        uvloop.run(serve(sock, parent))
+    except ImportError:
+        asyncio.run(serve(sock, parent))
+
+
+def parse_cpus(text: str | None) -> list[int]:
+    """``"3"``, ``"8-15"`` or ``"1,3,5"`` -> CPU numbers; None or empty: no pinning."""
+    cpus: list[int] = []
+    for part in (text or "").split(","):
+        if "-" in part:
+            low, high = part.split("-")
+            cpus += range(int(low), int(high) + 1)
+        elif part:
+            cpus.append(int(part))
+    return cpus
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
+    parser.add_argument(
+        "--cpu", default=None, help="pin the server to this CPU, or its workers to these (8-15)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port, for clients that outrun one (default 1)",
+    )
     parser.add_argument(
         "--interval-ms",
         type=float,
@@ -183,14 +227,26 @@ def main() -> None:
     )
     args = parser.parse_args()
     FakeOpenAI.interval_s = args.interval_ms / 1000.0
-    if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+    cpus = parse_cpus(args.cpu)
+    first = listening_socket(args.host, args.port)
+    port = first.getsockname()[1]
+    children = []
+    for worker in range(1, args.workers):
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            first.close()
+            cpu = cpus[worker % len(cpus)] if cpus else None
+            run_worker(listening_socket(args.host, port), cpu, parent)
+            os._exit(0)
+        children.append(pid)
+    print(f"ready {port}", flush=True)
     try:
-        import uvloop
-
-        uvloop.run(serve(args.host, args.port))
-    except ImportError:
-        asyncio.run(serve(args.host, args.port))
+        run_worker(first, cpus[0] if cpus else None)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

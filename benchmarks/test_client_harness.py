@@ -1,20 +1,25 @@
 """The harness's own HTTP client, measured: record-only, no speed is asserted.
 
-A fake OpenAI server that answers in microseconds (``fake_openai_server.py``, on its own CPU
-where there is a second one) is driven by pytest-llmbench's client and by ``vllm bench serve``'s
-client (when vLLM is installed), each pinned to one CPU, in interleaved rounds whose order
-alternates: streamed completions of 32 -> 16 tokens at fixed concurrency. Then our client with
-two processes (``--llm-client-processes 2``), unpinned. Each line: requests per second over the
-measured run, and for ours the event-loop CPU per request. Numbers and the machine they came
-from: docs/performance.md.
+A fake OpenAI server that answers in microseconds (``fake_openai_server.py``, on CPUs of its own
+where there are more than one) is driven by pytest-llmbench's client and by ``vllm bench
+serve``'s client (when vLLM is installed), each pinned to one CPU, in interleaved rounds whose
+order alternates: streamed completions of 32 -> 16 tokens at fixed concurrency. Then our client
+split over several processes (``--llm-client-processes``) on the CPUs the server does not use.
+Each line: requests per second over the measured run, and for ours the event-loop CPU per
+request. Numbers and the machine they came from: docs/performance.md.
 
     pytest benchmarks/test_client_harness.py --llm-backend openai -s
     LLMBENCH_CLIENT_ROUNDS=4 LLMBENCH_CLIENT_REQUESTS=2000 \\
         pytest benchmarks/test_client_harness.py --llm-backend openai -s
+    # scaling on a 16-core machine: 8 server workers on CPUs 8-15, clients on 0-7
+    LLMBENCH_SERVER_CPUS=8-15 LLMBENCH_CLIENT_PROCESSES=1,2,4,8 \\
+        pytest benchmarks/test_client_harness.py --llm-backend openai -s
 
 ``LLMBENCH_CLIENT_CONCURRENCY`` (default ``64,256``) sets the concurrencies;
-``LLMBENCH_CLIENT_BASELINE=DIR`` adds the client of another checkout of this project (e.g. an
-older commit, via ``git worktree add DIR COMMIT``) to every round.
+``LLMBENCH_CLIENT_PROCESSES`` (default ``2``) the process counts of the split runs;
+``LLMBENCH_SERVER_CPUS`` (default: the last CPU) the CPUs of the server, one worker process on
+each; ``LLMBENCH_CLIENT_BASELINE=DIR`` adds the client of another checkout of this project (e.g.
+an older commit, via ``git worktree add DIR COMMIT``) to every round.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +39,17 @@ ROUNDS = int(os.environ.get("LLMBENCH_CLIENT_ROUNDS", "1"))
 REQUESTS = int(os.environ.get("LLMBENCH_CLIENT_REQUESTS", "1000"))
 CONCURRENCY = [int(c) for c in os.environ.get("LLMBENCH_CLIENT_CONCURRENCY", "64,256").split(",")]
 BASELINE = os.environ.get("LLMBENCH_CLIENT_BASELINE")
+PROCESSES = [int(n) for n in os.environ.get("LLMBENCH_CLIENT_PROCESSES", "2").split(",")]
+SERVER_CPUS = os.environ.get("LLMBENCH_SERVER_CPUS")
 
 
-def run_client(argv: list[str], pythonpath: Path) -> dict[str, object]:
+def run_client(
+    argv: list[str], pythonpath: Path, cpus: list[int] | None = None
+) -> dict[str, object]:
+    """One client run in a fresh process (limited to ``cpus``, its processes too)."""
+    prefix = ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
     done = subprocess.run(
-        [sys.executable, str(HERE / "client_harness.py"), *argv],
+        [*prefix, sys.executable, str(HERE / "client_harness.py"), *argv],
         capture_output=True,
         text=True,
         timeout=600,
@@ -52,14 +64,20 @@ def run_client(argv: list[str], pythonpath: Path) -> dict[str, object]:
 def test_client_throughput_against_a_fast_server(llm_backend_name, record_property):
     if llm_backend_name != "openai":
         pytest.skip("measures the openai backend's client: select it with --llm-backend openai")
+    from fake_openai_server import parse_cpus
+
     cpus = sorted(os.sched_getaffinity(0))
-    client_cpu = str(cpus[0])
-    pin = ["--cpu", str(cpus[-1])] if len(cpus) > 1 else []
+    server_cpus = parse_cpus(SERVER_CPUS) if SERVER_CPUS else cpus[-1:] if len(cpus) > 1 else []
+    client_cpus = [c for c in cpus if c not in server_cpus] or cpus
+    client_cpu = str(client_cpus[0])
+    pin = ["--cpu", ",".join(map(str, server_cpus)), "--workers", str(len(server_cpus))]
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "fake_openai_server.py"), "--port", "0", *pin],
+        [sys.executable, str(HERE / "fake_openai_server.py"), "--port", "0",
+         *(pin if server_cpus else [])],
         stdout=subprocess.PIPE,
         text=True,
-    )
+        start_new_session=True,  # its workers are stopped with it
+    )  # fmt: skip
     try:
         assert server.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}"
@@ -80,11 +98,11 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
                     line = run_client([*args, "--cpu", client_cpu], path)
                     line["client"] = label
                     lines.append(line)
-                two = run_client(["ours", url, str(REQUESTS), str(concurrency), "--processes", "2"],
-                                 HERE.parent)  # fmt: skip
-                lines.append(two)
+                for processes in PROCESSES:
+                    split = ["ours", url, str(REQUESTS), str(concurrency), "--processes"]
+                    lines.append(run_client([*split, str(processes)], HERE.parent, client_cpus))
     finally:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
     for line in lines:
         assert line["errors"] == 0, line
@@ -99,7 +117,13 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
         )
     record_property(
         "client_harness",
-        {"rounds": ROUNDS, "requests": REQUESTS, "load_average": os.getloadavg(), "runs": lines},
+        {
+            "rounds": ROUNDS,
+            "requests": REQUESTS,
+            "load_average": os.getloadavg(),
+            "cpus": {"server": server_cpus, "client": client_cpus},
+            "runs": lines,
+        },
     )
 
 

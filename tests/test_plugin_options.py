@@ -42,7 +42,7 @@ def test_help_imports_no_torch_or_engine() -> None:
         if "|" in line
     }
     assert "pytest_llmbench" in imported  # the plugin itself was loaded...
-    engines = {"torch", "transformers", "vllm", "sglang", "tensorrt_llm", "aiohttp"}
+    engines = {"torch", "transformers", "vllm", "sglang", "tensorrt_llm", "aiohttp", "httptools"}
     assert not imported & (engines | {"numpy", "scipy"})  # statistics load when used
 
 

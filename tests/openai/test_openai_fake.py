@@ -188,7 +188,11 @@ def test_refused_connection_is_a_request_error(tiny_model: Path, fake_server: Fa
     backend = started(tiny_model, fake_server)
     fake_server.stop()  # the server goes away mid-session
     out = backend.generate(requests(2))
-    assert all(c.error and "ClientConnectorError" in c.error for c in out), out[0].error
+    host = fake_server.url.split("//")[1]
+    assert all(
+        c.error and c.error.startswith(f"cannot connect to {host}: ") and "refused" in c.error
+        for c in out
+    ), out[0].error
 
 
 def test_unreachable_server_at_start_names_the_option(tiny_model: Path) -> None:

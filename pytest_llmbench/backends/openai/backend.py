@@ -94,9 +94,9 @@ class OpenAIBackend(Backend):
     @classmethod
     def check_available(cls) -> str | None:
         try:
-            import aiohttp  # noqa: F401
+            import httptools  # noqa: F401
         except ImportError:
-            return "the openai backend needs aiohttp: pip install pytest-llmbench[openai]"
+            return "the openai backend needs httptools: pip install pytest-llmbench[openai]"
         return None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -310,10 +310,7 @@ class OpenAIBackend(Backend):
         max_active: int,
         tokenizer: Tokenizer,
     ) -> tuple[list[Completion], ClientLoad]:
-        import aiohttp
-        from yarl import URL
-
-        from pytest_llmbench.backends.openai.client import new_session, send_one
+        from pytest_llmbench.backends.openai.client import new_pool, send_one
         from pytest_llmbench.loadgen import LoopMonitor
         from pytest_llmbench.workload.conversations import (
             History,
@@ -323,8 +320,6 @@ class OpenAIBackend(Backend):
         )
 
         plan = self._plan()
-        timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
-        url = URL(plan.url)
         slots = asyncio.Semaphore(max_active)
         out: list[Completion] = []
         monitor = LoopMonitor()
@@ -343,15 +338,14 @@ class OpenAIBackend(Backend):
                         due += think
                         await asyncio.sleep(max(0.0, due - time.perf_counter()))
                     sent = await send_one(
-                        session, url, plan, self._prepare(request), timeout,
-                        self._await_server_exit,
-                    )  # fmt: skip
+                        pool, plan, self._prepare(request), self._await_server_exit
+                    )
                     completion = dataclasses.replace(self._finish(sent), scheduled_s=due)
                     record_turn(conversation, turn, history, completion, tokenizer)
                     out.append(completion)
                     due = completion.end_s
 
-        async with new_session(plan, max_active) as session:
+        async with new_pool(plan, max_active) as pool:
             monitor.start()
             try:
                 await asyncio.gather(*(play(c) for c in conversations))

@@ -19,14 +19,17 @@ import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pytest_llmbench.backends.base import Completion, Schedule
+from pytest_llmbench.backends.openai.connections import (
+    ConnectionPool,
+    Target,
+    Timeout,
+    TransportError,
+)
 from pytest_llmbench.backends.openai.sse import SSEError, SSEParser, parse_data
 from pytest_llmbench.loadgen import ClientLoad, LoopMonitor
-
-if TYPE_CHECKING:
-    import aiohttp
 
 T = TypeVar("T")
 OnConnectionError = Callable[[], Awaitable[None]]
@@ -52,12 +55,55 @@ class Prepared:
     max_output_tokens: int
 
 
+class _Stream:
+    """The SSE body of one completion stream, parsed as it arrives (a :class:`BodySink`)."""
+
+    __slots__ = (
+        "chat", "parser", "times", "texts", "prompt_tokens", "completion_tokens",
+        "finish_reason", "finished", "done",
+    )  # fmt: skip
+
+    def __init__(self, chat: bool) -> None:
+        self.chat = chat
+        self.parser = SSEParser()
+        self.times: list[float] = []
+        self.texts: list[str] = []
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self.finished = self.done = False
+
+    def on_body(self, chunk: bytes, read_s: float) -> None:
+        output = False
+        for event in self.parser.feed(chunk):
+            delta = parse_data(event.data, self.chat)
+            if delta.is_token:
+                output = True
+                self.texts.append(delta.text)
+            elif delta.done:
+                self.done = True
+                continue
+            if delta.finish_reason is not None:
+                self.finished = True
+                self.finish_reason = delta.finish_reason
+            if delta.completion_tokens is not None:
+                self.completion_tokens = delta.completion_tokens
+            if delta.prompt_tokens is not None:
+                self.prompt_tokens = delta.prompt_tokens
+        # Events of one read were not seen apart: one time (a read may hand over several
+        # pieces of a chunked body).
+        if output and (not self.times or self.times[-1] != read_s):
+            self.times.append(read_s)
+
+    def close(self) -> None:
+        for event in self.parser.close():
+            self.done = self.done or parse_data(event.data, self.chat).done
+
+
 async def send_one(
-    session: aiohttp.ClientSession,
-    url: Any,
+    pool: ConnectionPool,
     plan: ClientPlan,
     request: Prepared,
-    timeout: aiohttp.ClientTimeout,
     on_connection_error: OnConnectionError | None = None,
 ) -> Completion:
     """Send ``request``, read its stream, and return its timed Completion (errors as data).
@@ -65,66 +111,39 @@ async def send_one(
     ``output_tokens`` is the usage block's count, or ``max_tokens`` when the stream ends with
     ``finish_reason: "length"``, else 0 with ``output_tokens_source`` None: the caller counts
     the text's tokens then."""
-    import aiohttp
-
-    chat = plan.chat
-    times: list[float] = []
-    texts: list[str] = []
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    finished = done = False
+    stream = _Stream(plan.chat)
     error: str | None = None
     start = time.perf_counter()
     try:
-        async with session.post(url, data=request.body, timeout=timeout) as resp:
-            if resp.status != 200:
-                detail = (await resp.text())[:300]
-                error = f"HTTP {resp.status} {resp.reason}: {detail}"
-            else:
-                parser = SSEParser()
-                async for chunk in resp.content.iter_any():
-                    now = time.perf_counter()
-                    output = False
-                    for event in parser.feed(chunk):
-                        delta = parse_data(event.data, chat)
-                        if delta.is_token:
-                            output = True
-                            texts.append(delta.text)
-                        elif delta.done:
-                            done = True
-                            continue
-                        if delta.finish_reason is not None:
-                            finished = True
-                            finish_reason = delta.finish_reason
-                        if delta.completion_tokens is not None:
-                            completion_tokens = delta.completion_tokens
-                        if delta.prompt_tokens is not None:
-                            prompt_tokens = delta.prompt_tokens
-                    if output:  # events read together were not seen apart: one time
-                        times.append(now)
-                for event in parser.close():
-                    done = done or parse_data(event.data, chat).done
-    except asyncio.TimeoutError:
+        exchange = await pool.exchange(request.body, stream, plan.timeout_s)
+        if exchange.status != 200:
+            detail = exchange.error_body.decode("utf-8", "replace")
+            error = f"HTTP {exchange.status} {exchange.reason}: {detail}"
+        else:
+            stream.close()
+    except (Timeout, asyncio.TimeoutError):
         error = f"timeout: no complete response within {plan.timeout_s:g} s"
-    except aiohttp.ClientError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    except TransportError as exc:
+        error = str(exc)
         if on_connection_error is not None:
             await on_connection_error()
     except SSEError as exc:
         error = str(exc)
     end = time.perf_counter()
+    times = stream.times
     if error is None and not times:
         error = "the stream carried no output tokens"
-    elif error is None and not (done or finished):
+    elif error is None and not (stream.done or stream.finished):
         error = "the stream ended early (no [DONE] and no finish_reason)"
+    completion_tokens = stream.completion_tokens
     source: str | None = "usage"
-    if completion_tokens is None and finish_reason == "length":
+    if completion_tokens is None and stream.finish_reason == "length":
         # No usage block (llama-cpp-python's server): "length" is the server saying it
         # stopped at max_tokens, which counts them exactly where re-tokenising text cannot.
         completion_tokens, source = request.max_output_tokens, "finish_reason=length"
     if completion_tokens is None or error is not None:
         completion_tokens, source = 0, None
+    prompt_tokens = stream.prompt_tokens
     return Completion(
         request_id=request.request_id,
         input_tokens=prompt_tokens if prompt_tokens is not None else request.input_tokens,
@@ -133,7 +152,7 @@ async def send_one(
         end_s=end,
         first_token_s=times[0] if times else None,
         token_times_s=tuple(times),
-        text="".join(texts),
+        text="".join(stream.texts),
         error=error,
         output_tokens_source=source,
     )
@@ -149,19 +168,14 @@ async def drive(
     """Run ``requests`` on ``schedule`` (from ``start_s``, default now) over at most
     ``schedule.max_concurrency`` connections; their completions in order, and what the run
     cost this client (:class:`~pytest_llmbench.loadgen.ClientLoad`)."""
-    import aiohttp
-    from yarl import URL
-
     from pytest_llmbench.workload.traffic import run_schedule
 
     limit = schedule.max_concurrency or max(1, len(requests))
-    timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
-    url = URL(plan.url)
     monitor = LoopMonitor()
-    async with new_session(plan, limit) as session:
+    async with new_pool(plan, limit) as pool:
 
         async def send(request: Prepared) -> Completion:
-            return await send_one(session, url, plan, request, timeout, on_connection_error)
+            return await send_one(pool, plan, request, on_connection_error)
 
         monitor.start()
         try:
@@ -171,18 +185,9 @@ async def drive(
     return completions, load
 
 
-def new_session(plan: ClientPlan, limit: int) -> aiohttp.ClientSession:
-    """A session of at most ``limit`` connections, with the plan's headers on every request."""
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit),
-        headers=dict(plan.headers),
-        auto_decompress=False,
-        # aiohttp's default 64 KiB read buffer pauses a connection whose stream outruns it,
-        # which holds back the server's sends at long contexts (vLLM issue 39963).
-        read_bufsize=4 * 2**20,
-    )
+def new_pool(plan: ClientPlan, limit: int) -> ConnectionPool:
+    """At most ``limit`` connections to the plan's URL, its headers on every request."""
+    return ConnectionPool(Target(plan.url, plan.headers), limit)
 
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
