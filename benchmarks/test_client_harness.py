@@ -18,8 +18,8 @@ request. Numbers and the machine they came from: docs/performance.md.
 ``LLMBENCH_CLIENT_CONCURRENCY`` (default ``64,256``) sets the concurrencies;
 ``LLMBENCH_CLIENT_PROCESSES`` (default ``2``) the process counts of the split runs;
 ``LLMBENCH_SERVER_CPUS`` (default: the last CPU) the CPUs of the server, one worker process on
-each; ``LLMBENCH_CLIENT_BASELINE=DIR`` adds the client of another checkout of this project (e.g.
-an older commit, via ``git worktree add DIR COMMIT``) to every round.
+each; ``LLMBENCH_CLIENT_BASELINE=DIR[:DIR...]`` adds the client of other checkouts of this
+project (e.g. an older commit, via ``git worktree add DIR COMMIT``) to every round.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROUNDS = int(os.environ.get("LLMBENCH_CLIENT_ROUNDS", "1"))
 REQUESTS = int(os.environ.get("LLMBENCH_CLIENT_REQUESTS", "1000"))
 CONCURRENCY = [int(c) for c in os.environ.get("LLMBENCH_CLIENT_CONCURRENCY", "64,256").split(",")]
-BASELINE = os.environ.get("LLMBENCH_CLIENT_BASELINE")
+BASELINES = [Path(p) for p in os.environ.get("LLMBENCH_CLIENT_BASELINE", "").split(os.pathsep) if p]
 PROCESSES = [int(n) for n in os.environ.get("LLMBENCH_CLIENT_PROCESSES", "2").split(",")]
 SERVER_CPUS = os.environ.get("LLMBENCH_SERVER_CPUS")
 
@@ -53,7 +53,13 @@ def run_client(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(pythonpath)},
+        # that checkout first; what the environment adds (e.g. staged packages) after it
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")])
+            ),
+        },  # fmt: skip
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
@@ -85,8 +91,7 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
 
         tokenizer = str(ensure_tiny_model())
         clients: list[tuple[list[str], Path]] = [(["ours"], HERE.parent)]
-        if BASELINE:
-            clients.append((["ours"], Path(BASELINE)))
+        clients += [(["ours"], path) for path in BASELINES]
         if importlib.util.find_spec("vllm") is not None:
             clients.append((["vllm", "--tokenizer", tokenizer], HERE.parent))
         lines = []
