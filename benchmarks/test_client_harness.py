@@ -114,6 +114,7 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
         assert line["output_tokens"] == REQUESTS * 16, line
         print(
             f"{line['client']:<20} c={line['concurrency']:<4} {line['requests_s']:8.0f} req/s"
+            + (f" ({line['wire_requests_s']:6.0f} on the wire)" if line["wire_requests_s"] else "")
             + (
                 f"  {line['cpu_ms_per_request']:.3f} ms loop CPU/request"
                 if line["cpu_ms_per_request"] is not None
