@@ -9,6 +9,7 @@ the connection's fate exactly.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import ssl
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("httptools")
 
+from pytest_llmbench.backends.openai import connections  # noqa: E402
 from pytest_llmbench.backends.openai.connections import (  # noqa: E402
     Connection,
     ConnectionPool,
@@ -97,11 +99,13 @@ def test_the_body_is_whole_wherever_the_reads_are_cut(response: bytes, cuts: lis
     assert len(pool._idle) == 1  # kept alive for the next request
 
 
-def test_pieces_of_one_read_share_its_time() -> None:
+def test_pieces_of_one_read_share_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = itertools.count(1.0)
+    monkeypatch.setattr(connections.time, "perf_counter", lambda: next(ticks))
     sink, _, _ = feed(CHUNKED, [])  # one read, two chunks
-    assert len(sink.pieces) == 2 and sink.reads[0] == sink.reads[1]
+    assert len(sink.pieces) == 2 and sink.reads == [1.0, 1.0]
     sink, _, _ = feed(CHUNKED, [len(CHUNKED) - 30])  # the second chunk in a later read
-    assert sink.reads[0] < sink.reads[-1]
+    assert sink.reads[0] == 2.0 and sink.reads[-1] == 3.0
 
 
 def test_an_error_status_keeps_the_start_of_its_body_not_the_sink() -> None:
