@@ -43,6 +43,19 @@ PROCESSES = [int(n) for n in os.environ.get("LLMBENCH_CLIENT_PROCESSES", "2").sp
 SERVER_CPUS = os.environ.get("LLMBENCH_SERVER_CPUS")
 
 
+def server_cpu_s(pid: int) -> float | None:
+    """CPU seconds the server and its workers have used so far (Linux /proc), else None."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for one in [str(pid), *children]:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_client(
     argv: list[str], pythonpath: Path, cpus: list[int] | None = None
 ) -> dict[str, object]:
@@ -100,12 +113,14 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
                 order = clients if round_ % 2 == 0 else clients[::-1]
                 for (argv, path), label in zip(order, _labels(order), strict=True):
                     args = [argv[0], url, str(REQUESTS), str(concurrency), *argv[1:]]
-                    line = run_client([*args, "--cpu", client_cpu], path)
+                    line = measured(server.pid, [*args, "--cpu", client_cpu], path)
                     line["client"] = label
                     lines.append(line)
                 for processes in PROCESSES:
                     split = ["ours", url, str(REQUESTS), str(concurrency), "--processes"]
-                    lines.append(run_client([*split, str(processes)], HERE.parent, client_cpus))
+                    lines.append(
+                        measured(server.pid, [*split, str(processes)], HERE.parent, client_cpus)
+                    )
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
@@ -117,7 +132,13 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
             + (f" ({line['wire_requests_s']:6.0f} on the wire)" if line["wire_requests_s"] else "")
             + (
                 f"  {line['cpu_ms_per_request']:.3f} ms loop CPU/request"
+                f" (busiest {line['busiest_cpu_share']:.0%})"
                 if line["cpu_ms_per_request"] is not None
+                else ""
+            )
+            + (
+                f"  server {line['server_cpu_ms_per_request']:.3f} ms CPU/request"
+                if line["server_cpu_ms_per_request"] is not None
                 else ""
             )
         )
@@ -131,6 +152,20 @@ def test_client_throughput_against_a_fast_server(llm_backend_name, record_proper
             "runs": lines,
         },
     )
+
+
+def measured(
+    server_pid: int, argv: list[str], pythonpath: Path, cpus: list[int] | None = None
+) -> dict[str, object]:
+    """A client run, and the server's CPU per request over it (warm-up included)."""
+    before = server_cpu_s(server_pid)
+    line = run_client(argv, pythonpath, cpus)
+    after = server_cpu_s(server_pid)
+    served = REQUESTS + (200 if argv[0] == "ours" else 0)
+    line["server_cpu_ms_per_request"] = (
+        None if before is None or after is None else (after - before) / served * 1000
+    )
+    return line
 
 
 def _labels(order: list[tuple[list[str], Path]]) -> list[str]:
