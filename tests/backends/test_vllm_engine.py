@@ -139,6 +139,10 @@ def test_serve_with_arrival_offsets(engine):
 
 
 def test_offline_generate_after_the_switch_still_forces_lengths(engine):
+    # The switch to the streaming engine is made here, not left to the tests above: under
+    # pytest-xdist this test may be the first its worker runs on the module's engine.
+    engine.serve(requests(1, 4), Schedule(max_concurrency=1))
+    assert engine.info().details["engine"] == "AsyncLLM"
     completions = engine.generate(requests(5, 7))
     assert [c.output_tokens for c in completions] == [7] * 5
     assert all(len(c.token_times_s) == 7 for c in completions)

@@ -195,6 +195,64 @@ def test_driver_launches_at_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert send.peak == 4
 
 
+def test_a_requests_task_is_created_when_it_is_due_not_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20 requests a minute apart (virtual time): while the first is sent, the other 19 exist
+    only as data, so a long schedule does not start with thousands of tasks to step."""
+    loop = VirtualTimeLoop()
+    monkeypatch.setattr(
+        "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
+    )
+    tasks_at_send: list[int] = []
+
+    async def send(request: GenerationRequest) -> Completion:
+        tasks_at_send.append(len(asyncio.all_tasks()))
+        return Completion(request.request_id, 2, 2, loop.time(), loop.time())
+
+    offsets = tuple(60.0 * i for i in range(20))
+    try:
+        out = loop.run_until_complete(
+            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(20), send)
+        )
+    finally:
+        loop.close()
+    assert [c.start_s for c in out] == pytest.approx(offsets)
+    assert max(tasks_at_send) == 2  # the run itself and the request being sent
+
+
+def test_unsorted_offsets_are_sent_in_time_order_and_returned_in_request_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = VirtualTimeLoop()
+    monkeypatch.setattr(
+        "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
+    )
+    send = Recorder(work_s=0.01, clock=loop.time)
+    offsets = (0.3, 0.0, 0.2, 0.1)
+    try:
+        out = loop.run_until_complete(
+            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send)
+        )
+    finally:
+        loop.close()
+    assert [c.request_id for c in out] == ["q0", "q1", "q2", "q3"]
+    assert [c.start_s for c in out] == pytest.approx(offsets)
+    assert [c.scheduled_s for c in out] == pytest.approx(offsets)
+
+
+def test_under_a_cap_tasks_never_outnumber_the_slots() -> None:
+    most: list[int] = []
+
+    async def send(request: GenerationRequest) -> Completion:
+        most.append(len(asyncio.all_tasks()))
+        await asyncio.sleep(0)
+        return Completion(request.request_id, 2, 2, 0.0, 0.0)
+
+    asyncio.run(run_schedule(Schedule(max_concurrency=3), reqs(200), send))
+    assert max(most) <= 1 + 3  # the run and one task per slot
+
+
 def test_driver_caps_concurrency() -> None:
     send = Recorder(work_s=0.03)
     asyncio.run(run_schedule(Schedule(max_concurrency=3), reqs(10), send))
