@@ -7,7 +7,7 @@ import math
 import selectors
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -177,33 +177,35 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self.selector.now_s
 
 
-def test_driver_launches_at_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
-    offsets = (0.0, 0.1, 0.25, 0.3)
+@pytest.fixture
+def virtual_loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualTimeLoop]:
+    """A virtual-time loop that the driver's clock follows."""
     loop = VirtualTimeLoop()
     monkeypatch.setattr(
         "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
     )
-    send = Recorder(work_s=1.0, clock=loop.time)  # each outlasts the gaps: none waits for another
     try:
-        out = loop.run_until_complete(
-            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send)
-        )
+        yield loop
     finally:
         loop.close()
+
+
+def test_driver_launches_at_offsets(virtual_loop: VirtualTimeLoop) -> None:
+    offsets = (0.0, 0.1, 0.25, 0.3)
+    loop = virtual_loop
+    send = Recorder(work_s=1.0, clock=loop.time)  # each outlasts the gaps: none waits for another
+    out = loop.run_until_complete(run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send))
     assert [c.request_id for c in out] == ["q0", "q1", "q2", "q3"]
     assert [c.start_s for c in out] == pytest.approx(offsets)  # the driver's start is time 0
     assert send.peak == 4
 
 
 def test_a_requests_task_is_created_when_it_is_due_not_before(
-    monkeypatch: pytest.MonkeyPatch,
+    virtual_loop: VirtualTimeLoop,
 ) -> None:
     """20 requests a minute apart (virtual time): while the first is sent, the other 19 exist
     only as data, so a long schedule does not start with thousands of tasks to step."""
-    loop = VirtualTimeLoop()
-    monkeypatch.setattr(
-        "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
-    )
+    loop = virtual_loop
     tasks_at_send: list[int] = []
 
     async def send(request: GenerationRequest) -> Completion:
@@ -211,31 +213,18 @@ def test_a_requests_task_is_created_when_it_is_due_not_before(
         return Completion(request.request_id, 2, 2, loop.time(), loop.time())
 
     offsets = tuple(60.0 * i for i in range(20))
-    try:
-        out = loop.run_until_complete(
-            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(20), send)
-        )
-    finally:
-        loop.close()
+    out = loop.run_until_complete(run_schedule(Schedule(arrival_offsets_s=offsets), reqs(20), send))
     assert [c.start_s for c in out] == pytest.approx(offsets)
     assert max(tasks_at_send) == 2  # the run itself and the request being sent
 
 
 def test_unsorted_offsets_are_sent_in_time_order_and_returned_in_request_order(
-    monkeypatch: pytest.MonkeyPatch,
+    virtual_loop: VirtualTimeLoop,
 ) -> None:
-    loop = VirtualTimeLoop()
-    monkeypatch.setattr(
-        "pytest_llmbench.workload.traffic.time", SimpleNamespace(perf_counter=loop.time)
-    )
+    loop = virtual_loop
     send = Recorder(work_s=0.01, clock=loop.time)
     offsets = (0.3, 0.0, 0.2, 0.1)
-    try:
-        out = loop.run_until_complete(
-            run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send)
-        )
-    finally:
-        loop.close()
+    out = loop.run_until_complete(run_schedule(Schedule(arrival_offsets_s=offsets), reqs(4), send))
     assert [c.request_id for c in out] == ["q0", "q1", "q2", "q3"]
     assert [c.start_s for c in out] == pytest.approx(offsets)
     assert [c.scheduled_s for c in out] == pytest.approx(offsets)

@@ -121,7 +121,7 @@ async def send_one(
             error = f"HTTP {exchange.status} {exchange.reason}: {detail}"
         else:
             stream.close()
-    except (Timeout, asyncio.TimeoutError):
+    except Timeout:
         error = f"timeout: no complete response within {plan.timeout_s:g} s"
     except TransportError as exc:
         error = str(exc)

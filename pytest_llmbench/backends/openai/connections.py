@@ -76,15 +76,14 @@ class Target:
 class Exchange:
     """One request on one connection, until its response is complete or fails."""
 
-    __slots__ = ("sink", "status", "reason", "error_body", "done", "headers_seen")
+    __slots__ = ("sink", "status", "reason", "error_body", "done")
 
     def __init__(self, sink: BodySink, done: asyncio.Future[None]) -> None:
         self.sink = sink
-        self.status = 0
-        self.reason = ""
+        self.status = 0  # set once the head is read: 0 means no head yet
         self.error_body = b""  # the first bytes of a non-200 body, for the message
         self.done = done
-        self.headers_seen = False
+        self.reason = ""
 
     def fail(self, exc: BaseException) -> None:
         if not self.done.done():
@@ -130,7 +129,7 @@ class Connection(asyncio.Protocol):
         exchange, self._exchange = self._exchange, None
         if exchange is None or exchange.done.done():
             return
-        if exchange.headers_seen and not self._length_known and exc is None:
+        if exchange.status and not self._length_known and exc is None:
             exchange.done.set_result(None)  # a body delimited by the close (RFC 9112, 6.3)
             return
         why = f": {exc}" if exc is not None else ""
@@ -153,7 +152,6 @@ class Connection(asyncio.Protocol):
         exchange = self._exchange
         if exchange is not None:
             exchange.status = self._parser.get_status_code()
-            exchange.headers_seen = True
         self._keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
